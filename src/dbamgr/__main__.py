@@ -1,0 +1,5 @@
+"""``python -m dbamgr``."""
+
+from dbamgr.cli import main
+
+main()

@@ -1,0 +1,144 @@
+"""The ``dbamgr`` command: a thin layer over the Python API.
+
+Errors become messages and exit codes in one place, :class:`DbamgrGroup`:
+
+==  =========================================================================
+0   success
+1   a check failed or a migration failed (lint findings, verify mismatch…)
+2   usage or configuration error
+3   database or server unreachable
+4   another runner holds the migration lock
+==  =========================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dbamgr import __version__
+from dbamgr.cli._context import AppContext
+from dbamgr.cli._output import err_console, to_jsonable
+from dbamgr.errors import DbamgrError, ExitCode
+from dbamgr.log import redact, setup_logging, write_error_record
+
+logger = logging.getLogger(__name__)
+
+
+class DbamgrGroup(click.Group):
+    """The root group: it turns every failure into a message and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DbamgrError as exc:
+            _report(ctx, exc, exc.exit_code)
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            _report(ctx, exc, ExitCode.CHECK_FAILED)
+        return None
+
+
+def _report(ctx: click.Context, exc: Exception, code: int) -> None:
+    app = ctx.ensure_object(AppContext)
+    if isinstance(exc, DbamgrError):
+        message, hint, context = exc.message, exc.hint, exc.context
+    else:
+        message = f"unexpected error: {exc!r}"
+        hint = "run again with --debug to see where, and report it"
+        context = {}
+    if app.debug:
+        logger.exception("%s", message)
+    if app.json:
+        payload = {
+            "error": {
+                "type": type(exc).__name__,
+                "message": message,
+                "hint": hint,
+                "exit_code": code,
+                "context": context,
+            }
+        }
+        click.echo(json.dumps(to_jsonable(payload), indent=2, ensure_ascii=False))
+    err_console.print(
+        f"[bold red]error:[/] {redact(message)}", markup=True, soft_wrap=True
+    )
+    if hint:
+        err_console.print(f"[dim]hint:[/] {redact(hint)}", markup=True, soft_wrap=True)
+    project = app.known_project
+    if project is not None:
+        try:
+            write_error_record(
+                project.log_dir,
+                command=" ".join(["dbamgr", *sys.argv[1:]]),
+                error_type=type(exc).__name__,
+                message=message,
+                migration=context.get("migration"),
+                context=context,
+                hint=hint,
+            )
+        except OSError as log_error:
+            logger.warning("could not write the error log: %s", log_error)
+    ctx.exit(code)
+
+
+@click.group(cls=DbamgrGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-C",
+    "--project",
+    "project_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The project directory (default: found by walking up from here).",
+)
+@click.option(
+    "--env",
+    "env",
+    envvar="DBAMGR_ENV",
+    help="The environment to act on, from [environments.NAME].",
+)
+@click.option("-v", "--verbose", count=True, help="Say what happens, step by step.")
+@click.option("--debug", is_flag=True, help="Log every statement; show tracebacks.")
+@click.version_option(__version__, prog_name="dbamgr")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    project_dir: Path | None,
+    env: str | None,
+    verbose: int,
+    debug: bool,
+) -> None:
+    """An automated database administrator for PostgreSQL.
+
+    dbamgr applies reversible migrations and proves them safe. With no database
+    configured it runs a local PostgreSQL of its own under .dbamgr/server/.
+    """
+    app = ctx.ensure_object(AppContext)
+    app.project_dir = project_dir
+    app.env = env
+    app.debug = debug
+    setup_logging(verbose, debug=debug)
+
+
+def _register() -> None:
+    from dbamgr.cli import migrate, project, server
+
+    project.register(cli)
+    migrate.register(cli)
+    server.register(cli)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point of the ``dbamgr`` console script."""
+    cli(prog_name="dbamgr")

@@ -1,0 +1,288 @@
+"""The migration commands: new, status, up, down, redo, history, resolve."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.table import Table
+
+from dbamgr import migrations
+from dbamgr.cli._context import AppContext, json_option, pass_app
+from dbamgr.cli._output import console, emit_json, err_console, format_ms, format_time
+from dbamgr.migrations.runner import Event, EventHandler, display_path
+from dbamgr.migrations.status import (
+    STATE_APPLIED,
+    STATE_CHANGED,
+    STATE_FAILED,
+    STATE_MISSING,
+    STATE_OUT_OF_ORDER,
+    STATE_PENDING,
+    STATE_RUNNING,
+    StatusReport,
+)
+
+dry_run_option = click.option(
+    "--dry-run", is_flag=True, help="Print the SQL that would run; run nothing."
+)
+
+_STATE_STYLE = {
+    STATE_APPLIED: "green",
+    STATE_PENDING: "cyan",
+    STATE_OUT_OF_ORDER: "yellow",
+    STATE_MISSING: "yellow",
+    STATE_CHANGED: "red",
+    STATE_FAILED: "bold red",
+    STATE_RUNNING: "bold red",
+}
+
+
+def _progress(app: AppContext) -> EventHandler | None:
+    """Print each migration as it runs, unless the output is JSON."""
+    if app.json:
+        return None
+
+    def show(event: Event) -> None:
+        verb = "applying" if event.direction == "up" else "reverting"
+        if event.kind == "start":
+            err_console.print(f"{verb} {event.migration.ident} …", end="")
+        elif event.kind == "done":
+            err_console.print(f" [green]done[/] ({format_ms(event.seconds * 1000)})")
+        elif event.kind == "failed":
+            err_console.print(" [red]failed[/]")
+        elif event.kind == "retry":
+            err_console.print(
+                f" [yellow]{event.message}[/]; retrying in {event.seconds:.0f}s …",
+                end="",
+            )
+
+    return show
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "--layout",
+    type=click.Choice(["directory", "pair", "single"]),
+    help="File layout (default: the one the directory uses).",
+)
+@json_option
+@pass_app
+def new(app: AppContext, name: str, layout: str | None, as_json: bool) -> None:
+    """Create a new migration NAME with up and down templates."""
+    created = migrations.new_migration(app.project, name, layout=layout)
+    if as_json:
+        emit_json(created)
+        return
+    for path in created.files:
+        console.print(f"[green]created[/] {display_path(path)}")
+
+
+def _render_status(report: StatusReport) -> None:
+    console.print(f"target: {report.target}")
+    if not report.migrations:
+        console.print("no migrations yet: create one with `dbamgr new NAME`")
+    else:
+        table = Table(box=None, pad_edge=False)
+        for column in ("version", "name", "state", "applied at", "took", "note"):
+            table.add_column(column)
+        for m in report.migrations:
+            note = ""
+            if m.state in (STATE_FAILED, STATE_RUNNING):
+                note = f"{m.statements_done}/{m.statements_total} statements"
+                if m.error:
+                    note += f": {m.error}"
+            elif m.state in (STATE_PENDING, STATE_OUT_OF_ORDER):
+                if m.irreversible:
+                    note = f"irreversible: {m.irreversible}"
+                elif not m.has_down:
+                    note = "no down: `up` will refuse it"
+            elif m.state == STATE_CHANGED:
+                note = "file changed since applied"
+            style = _STATE_STYLE.get(m.state, "")
+            table.add_row(
+                m.label,
+                m.name,
+                f"[{style}]{m.state}[/]",
+                format_time(m.applied_at),
+                format_ms(m.duration_ms),
+                note,
+            )
+        console.print(table)
+    summary = ", ".join(f"{count} {state}" for state, count in report.summary.items())
+    console.print(summary or "nothing applied, nothing pending")
+    for warning in report.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}")
+
+
+@click.command()
+@json_option
+@pass_app
+def status(app: AppContext, as_json: bool) -> None:
+    """Show applied, pending, missing, changed and failed migrations.
+
+    Exits with 1 when a migration failed, was interrupted, changed since it was
+    applied, or lost its file.
+    """
+    report = migrations.status(app.project, app.target())
+    if as_json:
+        emit_json(report)
+    else:
+        _render_status(report)
+    if report.problems:
+        sys.exit(1)
+
+
+def _render_run(report: migrations.RunReport, as_json: bool) -> None:
+    if as_json:
+        emit_json(report)
+        return
+    if report.sql is not None:
+        click.echo(report.sql, nl=False)
+        return
+    if not report.runs:
+        console.print("nothing to do: the database is up to date")
+        return
+    total = sum(run.seconds or 0 for run in report.runs)
+    verb = {"up": "applied", "down": "reverted", "redo": "redid"}[report.direction]
+    count = len(report.runs) if report.direction != "redo" else 1
+    console.print(f"{verb} {count} migration(s) in {format_ms(total * 1000)}")
+
+
+@click.command()
+@click.option("--to", "to", metavar="VERSION", help="Stop after this version.")
+@click.option(
+    "--dry-run", is_flag=True, help="Print the SQL that would run; run nothing."
+)
+@click.option(
+    "--allow-out-of-order",
+    is_flag=True,
+    help="Apply pending migrations older than the newest applied one.",
+)
+@json_option
+@pass_app
+def up(
+    app: AppContext,
+    to: str | None,
+    dry_run: bool,
+    allow_out_of_order: bool,
+    as_json: bool,
+) -> None:
+    """Apply pending migrations, each in its own transaction."""
+    report = migrations.up(
+        app.project,
+        app.target(),
+        to=to,
+        dry_run=dry_run,
+        allow_out_of_order=allow_out_of_order,
+        on_event=_progress(app),
+    )
+    _render_run(report, as_json)
+
+
+@click.command()
+@click.option("--steps", type=int, help="How many migrations to revert (default 1).")
+@click.option(
+    "--to", "to", metavar="VERSION", help="Revert everything newer than this."
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print the SQL that would run; run nothing."
+)
+@json_option
+@pass_app
+def down(
+    app: AppContext, steps: int | None, to: str | None, dry_run: bool, as_json: bool
+) -> None:
+    """Revert applied migrations, newest first (one by default)."""
+    report = migrations.down(
+        app.project,
+        app.target(),
+        steps=steps,
+        to=to,
+        dry_run=dry_run,
+        on_event=_progress(app),
+    )
+    _render_run(report, as_json)
+
+
+@click.command()
+@click.option(
+    "--dry-run", is_flag=True, help="Print the SQL that would run; run nothing."
+)
+@json_option
+@pass_app
+def redo(app: AppContext, dry_run: bool, as_json: bool) -> None:
+    """Revert the newest migration and apply it again."""
+    report = migrations.redo(
+        app.project, app.target(), dry_run=dry_run, on_event=_progress(app)
+    )
+    _render_run(report, as_json)
+
+
+@click.command()
+@click.option("--limit", type=int, help="Show only the newest N entries.")
+@json_option
+@pass_app
+def history(app: AppContext, limit: int | None, as_json: bool) -> None:
+    """Show every up, down and resolution run on the target."""
+    entries = migrations.history(app.project, app.target(), limit=limit)
+    if as_json:
+        emit_json(entries)
+        return
+    if not entries:
+        console.print("no history yet")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("when", "version", "name", "action", "took", "by", "note"):
+        table.add_column(column)
+    for entry in entries:
+        took = entry.duration.total_seconds() * 1000 if entry.duration else None
+        table.add_row(
+            format_time(entry.started_at),
+            entry.label,
+            entry.name,
+            entry.direction,
+            format_ms(took),
+            entry.applied_by,
+            entry.note or "",
+        )
+    console.print(table)
+
+
+@click.command()
+@click.argument("version")
+@click.option(
+    "--applied", "action", flag_value="applied", help="Its changes are in place."
+)
+@click.option(
+    "--rolled-back",
+    "action",
+    flag_value="rolled-back",
+    help="Its changes are not in place.",
+)
+@click.option(
+    "--accept-checksum",
+    "action",
+    flag_value="accept-checksum",
+    help="Record the edited file's checksum as the applied one.",
+)
+@json_option
+@pass_app
+def resolve(app: AppContext, version: str, action: str | None, as_json: bool) -> None:
+    """Record the outcome of a migration that did not finish, or accept an edit."""
+    if action is None:
+        raise click.UsageError(
+            "give one of --applied, --rolled-back, --accept-checksum"
+        )
+    result = migrations.resolve(app.project, app.target(), version, action)
+    if as_json:
+        emit_json(result)
+        return
+    console.print(
+        f"{result.ident}: recorded as {action} (was {result.previous_status})"
+    )
+
+
+def register(group: click.Group) -> None:
+    for command in (new, status, up, down, redo, history, resolve):
+        group.add_command(command)

@@ -1,0 +1,42 @@
+"""``dbamgr init``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dbamgr.cli._context import AppContext, json_option, pass_app
+from dbamgr.cli._output import console, emit_json
+from dbamgr.project import init_project
+
+
+@click.command()
+@click.argument(
+    "directory", required=False, type=click.Path(file_okay=False, path_type=Path)
+)
+@json_option
+@pass_app
+def init(app: AppContext, directory: Path | None, as_json: bool) -> None:
+    """Create a project: dbamgr.toml, migrations/, seeds/, and ignore .dbamgr/.
+
+    DIRECTORY defaults to the -C directory or the current one. Files that exist
+    already are kept.
+    """
+    root = directory or app.project_dir or Path.cwd()
+    report = init_project(root)
+    if as_json:
+        emit_json(report)
+        return
+    for name in report.created:
+        console.print(f"[green]created[/] {name}")
+    for name in report.existing:
+        console.print(f"[dim]kept[/]    {name}")
+    console.print(
+        f"\nnext: [bold]dbamgr -C {root} new create_first_table[/], edit its "
+        "up.sql and down.sql, then [bold]dbamgr up[/]"
+    )
+
+
+def register(group: click.Group) -> None:
+    group.add_command(init)

@@ -1,0 +1,5 @@
+"""Database access: connections and the catalog queries dbamgr shares."""
+
+from dbamgr.db.connect import application_name, connect, is_connection_lost
+
+__all__ = ["application_name", "connect", "is_connection_lost"]

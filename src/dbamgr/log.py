@@ -1,0 +1,138 @@
+"""Logging setup, secret masking and the JSON error log.
+
+As a library dbamgr is silent: each module logs to ``logging.getLogger(__name__)``
+and installs no handler. The CLI calls :func:`setup_logging`. Everything that leaves
+the process through a handler or the error log passes :func:`redact` first, so a
+password in a database URL never reaches a terminal or a file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+MASK = "****"
+
+# scheme://user:password@host  (the password may hold anything but "@" and space)
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
+# password=secret or password='se cret' in a libpq keyword/value string
+_KV_PASSWORD = re.compile(
+    r"(?P<head>(?<![?&])\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s]+)", re.I
+)
+# ?password=secret in a URL query string
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&\s]*", re.I)
+
+
+def redact(text: str) -> str:
+    """Return *text* with every password in a database URL or DSN masked."""
+    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}@", text)
+    text = _QUERY_PASSWORD.sub(lambda m: f"{m['head']}{MASK}", text)
+    return _KV_PASSWORD.sub(lambda m: f"{m['head']}{MASK}", text)
+
+
+def mask_url(url: str) -> str:
+    """Return a database URL with its password, if any, replaced by ``****``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return redact(url)
+    if parts.password is None:
+        return redact(url)
+    userinfo = f"{parts.username or ''}:{MASK}"
+    host = parts.netloc.rpartition("@")[2]
+    return redact(urlunsplit(parts._replace(netloc=f"{userinfo}@{host}")))
+
+
+class RedactingFilter(logging.Filter):
+    """A handler filter that masks secrets in the formatted message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg = cleaned
+            record.args = None
+        return True
+
+
+def setup_logging(verbosity: int = 0, *, debug: bool = False) -> None:
+    """Install the CLI's log handler on the ``dbamgr`` logger.
+
+    *verbosity* 0 shows warnings, 1 shows each change of state (INFO); *debug*
+    shows every SQL statement and subprocess. Messages go to standard error, so
+    standard output stays clean for ``--json``.
+    """
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    level = (
+        logging.DEBUG if debug else logging.INFO if verbosity > 0 else logging.WARNING
+    )
+    logger = logging.getLogger("dbamgr")
+    for handler in list(logger.handlers):
+        if getattr(handler, "_dbamgr", False):
+            logger.removeHandler(handler)
+    handler = RichHandler(
+        console=Console(stderr=True),
+        show_time=debug,
+        show_path=debug,
+        markup=False,
+        rich_tracebacks=debug,
+    )
+    handler.addFilter(RedactingFilter())
+    handler._dbamgr = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {str(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub(v) for v in value]
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    return redact(str(value))
+
+
+def write_error_record(
+    log_dir: Path,
+    *,
+    command: str,
+    error_type: str,
+    message: str,
+    migration: str | None = None,
+    context: dict[str, Any] | None = None,
+    hint: str | None = None,
+) -> Path:
+    """Append one JSON line describing a failure to ``log_dir/errors.jsonl``.
+
+    Every string is redacted before it is written. Returns the file's path.
+    """
+    record = {
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "command": command,
+        "migration": migration,
+        "error_type": error_type,
+        "message": message,
+        "context": context or {},
+        "hint": hint,
+    }
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / "errors.jsonl"
+    line = json.dumps(_scrub(record), sort_keys=False, default=str) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+    return path

@@ -1,0 +1,340 @@
+"""Running plans against a target: the lock, retries, and failures that say where.
+
+A :class:`Session` is one runner's connection to the target. It holds the migration
+lock for its whole life and creates the history tables on first use. :meth:`run`
+executes one :class:`~dbamgr.migrations.plan.Plan`, retrying it when the server
+reports a lock timeout, a deadlock, a serialization failure or a lost connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from dbamgr.config import MigrationSettings
+from dbamgr.db import connect, is_connection_lost
+from dbamgr.errors import MigrationError
+from dbamgr.migrations import lock
+from dbamgr.migrations.history import APPLIED, HistoryRow, HistoryTables
+from dbamgr.migrations.plan import UP, Plan, Timeouts
+from dbamgr.migrations.source import Migration, Script
+from dbamgr.sql import Statement
+from dbamgr.target import Target
+
+logger = logging.getLogger(__name__)
+
+_RETRYABLE = (
+    pg_errors.LockNotAvailable,
+    pg_errors.DeadlockDetected,
+    pg_errors.SerializationFailure,
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress of a run, for a caller that shows it."""
+
+    kind: str  # "start", "done", "retry", "failed"
+    migration: Migration
+    direction: str
+    seconds: float = 0.0
+    message: str = ""
+
+
+EventHandler = Callable[[Event], None]
+
+
+def runner_identity() -> str:
+    """Who runs the migrations, for the history: ``user@host``."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def display_path(path: os.PathLike[str] | str) -> str:
+    """*path* relative to the working directory when it lies below it."""
+    text = os.fspath(path)
+    try:
+        relative = os.path.relpath(text)
+    except ValueError:
+        return text
+    return text if relative.startswith("..") else relative
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether a failure may go away if the migration is tried again."""
+    return isinstance(exc, _RETRYABLE) or is_connection_lost(exc)
+
+
+class Session:
+    """A runner's connection to the target, holding the migration lock."""
+
+    def __init__(
+        self,
+        target: Target,
+        settings: MigrationSettings,
+        *,
+        purpose: str,
+        on_event: EventHandler | None = None,
+    ) -> None:
+        self.target = target
+        self.settings = settings
+        self.purpose = purpose
+        self.on_event = on_event or (lambda event: None)
+        self.tables = HistoryTables(settings.history_schema, settings.history_table)
+        self.key = lock.lock_key(settings.history_schema, settings.history_table)
+        self.applied_by = runner_identity()
+        self.timeouts = Timeouts(
+            target.lock_timeout
+            if target.lock_timeout is not None
+            else settings.lock_timeout,
+            target.statement_timeout
+            if target.statement_timeout is not None
+            else settings.statement_timeout,
+        )
+        self._conn: psycopg.Connection[Any] | None = None
+        self.locked = False
+
+    @property
+    def conn(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self.target.url, purpose=self.purpose)
+            self.locked = False
+        return self._conn
+
+    def lock_and_prepare(self) -> None:
+        """Take the migration lock and create the history tables if missing."""
+        if not self.locked:
+            lock.acquire(self.conn, self.key, self.settings.lock_wait)
+            self.locked = True
+        for statement in self.tables.create():
+            self.conn.execute(statement)
+
+    def reconnect(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+        self.lock_and_prepare()
+
+    def close(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            if self.locked:
+                # closing the session releases the lock anyway
+                with contextlib.suppress(psycopg.Error):
+                    self._conn.execute(lock.release_sql(self.key))
+            self._conn.close()
+        self._conn = None
+        self.locked = False
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def read_history(self) -> list[HistoryRow]:
+        return self.tables.read(self.conn)
+
+    # -- running a plan ---------------------------------------------------------
+
+    def run(self, plan: Plan) -> float:
+        """Execute *plan*, retrying transient failures; return the seconds taken.
+
+        A failure raises :class:`MigrationError` that names the file, line and
+        column of the statement, with the server's message, detail and hint.
+        """
+        migration = plan.migration
+        self.on_event(Event("start", migration, plan.direction))
+        logger.info(
+            "%s %s", "applying" if plan.direction == UP else "reverting", migration
+        )
+        started = time.perf_counter()
+        resume_at = 0
+        for attempt in range(self.settings.retries + 1):
+            try:
+                self._execute(plan, resume_at)
+                break
+            except psycopg.Error as exc:
+                failed_at = getattr(exc, "dbamgr_step", 0)
+                lost = is_connection_lost(exc)
+                self._after_failure(plan, lost)
+                if not retryable(exc) or attempt == self.settings.retries:
+                    self._record_failure(plan, failed_at, exc, lost)
+                    error = self._error(plan, failed_at, exc)
+                    self.on_event(
+                        Event("failed", migration, plan.direction, 0, error.message)
+                    )
+                    raise error from exc
+                delay = self.settings.retry_delay * (2**attempt)
+                reason = _first_line(str(exc)) or type(exc).__name__
+                logger.warning(
+                    "%s of %s failed (%s); retry %d of %d in %.3gs",
+                    plan.direction,
+                    migration,
+                    reason,
+                    attempt + 1,
+                    self.settings.retries,
+                    delay,
+                )
+                self.on_event(Event("retry", migration, plan.direction, delay, reason))
+                time.sleep(delay)
+                if lost:
+                    self.reconnect()
+                    if self._finished_meanwhile(plan):
+                        break
+                if not plan.in_transaction:
+                    resume_at = failed_at
+        seconds = time.perf_counter() - started
+        self.on_event(Event("done", migration, plan.direction, seconds))
+        return seconds
+
+    def _execute(self, plan: Plan, resume_at: int) -> None:
+        conn = self.conn
+        steps = plan.steps
+        if resume_at:
+            # settings are per session: restore them, then go on where we failed
+            settings = [
+                step for step in steps[:resume_at] if step.sql.startswith("SET ")
+            ]
+            steps = settings + steps[resume_at:]
+            offset = resume_at - len(settings)
+        else:
+            offset = 0
+        with conn.cursor() as cur:
+            for index, step in enumerate(steps):
+                if step.statement is not None:
+                    logger.debug("%s", step.sql)
+                try:
+                    cur.execute(step.sql)
+                except psycopg.Error as exc:
+                    exc.dbamgr_step = index + offset  # type: ignore[attr-defined]
+                    raise
+
+    def _after_failure(self, plan: Plan, lost: bool) -> None:
+        if lost or self._conn is None or self._conn.closed:
+            return
+        if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            self._conn.execute("ROLLBACK")
+        self._conn.execute("RESET ALL")
+
+    def _finished_meanwhile(self, plan: Plan) -> bool:
+        """After a lost connection: did the migration commit before it broke?"""
+        row = next(
+            (r for r in self.read_history() if r.version == plan.migration.version),
+            None,
+        )
+        if plan.direction == UP:
+            return row is not None and row.status == APPLIED
+        return row is None
+
+    def _record_failure(
+        self, plan: Plan, failed_at: int, exc: psycopg.Error, lost: bool
+    ) -> None:
+        """Outside a transaction the statements before the failure stay done: mark
+        the migration failed so that nothing runs until someone resolves it."""
+        if plan.in_transaction:
+            return
+        try:
+            if lost:
+                self.reconnect()
+            self.conn.execute(
+                self.tables.mark_failed(plan.migration.version, _first_line(str(exc)))
+            )
+        except psycopg.Error:
+            logger.warning(
+                "could not record the failure of %s; its row says 'running'",
+                plan.migration,
+            )
+
+    def _error(self, plan: Plan, failed_at: int, exc: psycopg.Error) -> MigrationError:
+        step = plan.steps[failed_at] if failed_at < len(plan.steps) else None
+        statement = step.statement if step else None
+        return migration_failure(plan, statement, exc)
+
+
+def _first_line(text: str) -> str:
+    return text.strip().split("\n", 1)[0]
+
+
+def _locate(
+    script: Script, statement: Statement, exc: psycopg.Error
+) -> tuple[int, int]:
+    position = exc.diag.statement_position
+    if position and position.isdigit():
+        return script.locate(statement.start + int(position) - 1)
+    return statement.line, statement.column
+
+
+def migration_failure(
+    plan: Plan, statement: Statement | None, exc: psycopg.Error
+) -> MigrationError:
+    """A :class:`MigrationError` that says where *plan* failed and why."""
+    migration, script = plan.migration, plan.script
+    diag = exc.diag
+    sqlstate = exc.sqlstate or "connection"
+    message = diag.message_primary or _first_line(str(exc))
+    where = display_path(script.path)
+    line = column = None
+    if statement is not None:
+        line, column = _locate(script, statement, exc)
+        where = f"{where}:{line}:{column}"
+    lines = [
+        f'migration "{migration.ident}" failed ({plan.direction}) at {where}',
+        f"  ERROR {sqlstate}: {message}",
+    ]
+    if diag.message_detail:
+        lines.append(f"  DETAIL: {diag.message_detail}")
+    if diag.message_hint:
+        lines.append(f"  HINT: {diag.message_hint}")
+    if diag.context:
+        lines.append(f"  CONTEXT: {_first_line(diag.context)}")
+    if statement is not None:
+        excerpt = (
+            statement.text
+            if len(statement.text) <= 300
+            else statement.text[:297] + "..."
+        )
+        lines.append(f"  statement: {excerpt}")
+    if plan.in_transaction:
+        hint = (
+            "the migration was rolled back and the database is as it was before it; "
+            "fix the SQL and run the command again"
+        )
+    else:
+        done = f"the statements before {where}" if statement is not None else "none"
+        hint = (
+            f"this migration runs outside a transaction, so {done} stay done; it is "
+            f"marked failed. Finish or undo it by hand, then run `dbamgr resolve "
+            f"{migration.label} --applied` or `--rolled-back`"
+        )
+        if statement is not None and "CONCURRENTLY" in statement.text.upper():
+            hint += (
+                ". An interrupted CREATE INDEX CONCURRENTLY leaves an INVALID index: "
+                "drop it with DROP INDEX CONCURRENTLY before trying again"
+            )
+    return MigrationError(
+        "\n".join(lines),
+        hint=hint,
+        migration=migration.ident,
+        direction=plan.direction,
+        file=str(script.path),
+        line=line,
+        column=column,
+        sqlstate=exc.sqlstate,
+        pg_message=message,
+        detail=diag.message_detail,
+        pg_hint=diag.message_hint,
+        statement=statement.text if statement else None,
+    )

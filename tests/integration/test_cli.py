@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+from click.testing import CliRunner
+from tests.conftest import ProjectFactory
+
+from dbamgr.cli import cli
+from dbamgr.migrations import lock
+
+
+def with_password(url: str, password: str) -> str:
+    return url.replace("postgres@", f"postgres:{password}@", 1)
+
+
+def invoke(project: ProjectFactory, url: str, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        cli, ["-C", str(project.root), *args], env={"DATABASE_URL": url}
+    )
+    return result.exit_code, result.output
+
+
+def error_log(project: ProjectFactory) -> list[dict[str, object]]:
+    path = project.root / ".dbamgr" / "logs" / "errors.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_up_and_status_as_json_with_the_password_masked(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    project_files.add("1", "a", "CREATE TABLE a (id int);", "DROP TABLE a;")
+    url = with_password(db_url, "hunter2")
+    code, output = invoke(project_files, url, "up", "--json")
+    assert code == 0, output
+    report = json.loads(output)
+    assert [run["ident"] for run in report["runs"]] == ["1_a"]
+    assert "hunter2" not in output and ":****@" in report["target"]
+
+    code, output = invoke(project_files, url, "status", "--json")
+    assert code == 0
+    status = json.loads(output)
+    assert status["migrations"][0]["state"] == "applied"
+    assert "hunter2" not in output
+
+    code, output = invoke(project_files, url, "history", "--json")
+    assert code == 0
+    assert json.loads(output)[0]["direction"] == "up"
+
+
+def test_unreachable_database_exits_3_without_the_password(
+    project_files: ProjectFactory, tmp_path: Path
+) -> None:
+    url = "postgresql://app:hunter2@127.0.0.1:1/nowhere"
+    code, output = invoke(project_files, url, "status")
+    assert code == 3
+    assert "hunter2" not in output
+    assert "postgresql://app:****@127.0.0.1:1/nowhere" in output
+    record = error_log(project_files)[-1]
+    assert record["error_type"] == "DatabaseUnreachable"
+    assert "hunter2" not in json.dumps(record)
+
+
+def test_failed_migration_exits_1_and_is_logged(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    project_files.add(
+        "1", "bad", "CREATE TABLE a (id int);\nSELEC 1;\n", "DROP TABLE a;"
+    )
+    code, output = invoke(project_files, with_password(db_url, "pw-xyz"), "up")
+    assert code == 1
+    assert "1_bad/up.sql:2:1" in output
+    assert "syntax error" in output
+    record = error_log(project_files)[-1]
+    assert record["migration"] == "1_bad"
+    context = record["context"]
+    assert isinstance(context, dict) and context["line"] == 2
+    assert "rolled back" in str(record["hint"])
+    assert "pw-xyz" not in json.dumps(record)
+
+
+def test_failed_migration_as_json_carries_the_error(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    project_files.add("1", "bad", "SELECT nope;", "SELECT 1;")
+    result = CliRunner().invoke(
+        cli,
+        ["-C", str(project_files.root), "up", "--json"],
+        env={"DATABASE_URL": db_url},
+    )
+    assert result.exit_code == 1
+    payload = json.loads(result.stdout)
+    assert payload["error"]["type"] == "MigrationError"
+    assert payload["error"]["context"]["sqlstate"] == "42703"
+
+
+def test_held_lock_exits_4(project_files: ProjectFactory, db_url: str) -> None:
+    project_files.write_config(lock_wait="100ms")
+    project_files.add("1", "a", "CREATE TABLE a (id int);", "DROP TABLE a;")
+    key = lock.lock_key("dbamgr", "schema_migrations")
+    with psycopg.connect(db_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s, %s)", list(key))
+        code, output = invoke(project_files, db_url, "up")
+    assert code == 4
+    assert "holds the lock" in output
+
+
+def test_unknown_environment_exits_2(project_files: ProjectFactory) -> None:
+    project_files.write_config(
+        '[environments.prod]\nurl_env = "PROD_URL"\nprotected = true\n'
+    )
+    result = CliRunner().invoke(
+        cli, ["-C", str(project_files.root), "--env", "staging", "status"], env={}
+    )
+    assert result.exit_code == 2
+    assert 'no environment "staging"' in result.output
+    assert "prod" in result.output
+
+
+def test_environment_url_comes_from_its_variable(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    project_files.write_config('[environments.prod]\nurl_env = "PROD_URL"\n')
+    project_files.add("1", "a", "CREATE TABLE a (id int);", "DROP TABLE a;")
+    runner = CliRunner()
+    args = ["-C", str(project_files.root), "--env", "prod", "up"]
+    missing = runner.invoke(cli, args, env={"DATABASE_URL": None, "PROD_URL": None})
+    assert missing.exit_code == 2
+    assert "PROD_URL" in missing.output
+    ok = runner.invoke(cli, args, env={"DATABASE_URL": None, "PROD_URL": db_url})
+    assert ok.exit_code == 0, ok.output
+
+
+def test_dry_run_prints_sql_and_exits_0(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    project_files.add("1", "a", "CREATE TABLE a (id int);", "DROP TABLE a;")
+    code, output = invoke(project_files, db_url, "up", "--dry-run")
+    assert code == 0
+    assert "CREATE TABLE a (id int);" in output
+    code, output = invoke(project_files, db_url, "status", "--json")
+    assert json.loads(output)["migrations"][0]["state"] == "pending"
+
+
+def test_status_exits_1_when_a_file_changed(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    folder = project_files.add("1", "a", "CREATE TABLE a (id int);", "DROP TABLE a;")
+    assert invoke(project_files, db_url, "up")[0] == 0
+    (folder / "up.sql").write_text("CREATE TABLE a (id bigint);")
+    code, output = invoke(project_files, db_url, "status")
+    assert code == 1
+    assert "checksum-changed" in output
