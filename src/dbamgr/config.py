@@ -8,23 +8,14 @@ the file and the dotted key, and a close match is suggested.
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, get_args, get_origin
-
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
+from typing import Annotated, Any
 
 from dbamgr.errors import ConfigError
+from dbamgr.validation import Convert, Invalid, Pattern, Range, build
 
 CONFIG_FILE = "dbamgr.toml"
 PYPROJECT_FILE = "pyproject.toml"
@@ -60,45 +51,47 @@ def format_duration(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms"
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-_IDENT = r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$"
+Duration = Annotated[float, Convert(parse_duration)]
+Identifier = Annotated[
+    str, Pattern(r"[A-Za-z_][A-Za-z0-9_$]{0,62}", "a plain SQL identifier")
+]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class MigrationSettings(_Section):
+@dataclass(frozen=True)
+class MigrationSettings:
     """``[migrations]``: where migrations live and how they run."""
 
     dir: str = "migrations"
-    history_schema: Annotated[str, Field(pattern=_IDENT)] = "dbamgr"
-    history_table: Annotated[str, Field(pattern=_IDENT)] = "schema_migrations"
+    history_schema: Identifier = "dbamgr"
+    history_table: Identifier = "schema_migrations"
     lock_timeout: Duration = 5.0
     statement_timeout: Duration = 0.0
     lock_wait: Duration = 60.0
-    retries: Annotated[int, Field(ge=0, le=10)] = 3
+    retries: Annotated[int, Range(0, 10)] = 3
     retry_delay: Duration = 1.0
 
 
-class SeedSettings(_Section):
+@dataclass(frozen=True)
+class SeedSettings:
     """``[seeds]``: where seed data lives."""
 
     dir: str = "seeds"
 
 
-class ServerSettings(_Section):
+@dataclass(frozen=True)
+class ServerSettings:
     """``[server]``: the local PostgreSQL dbamgr runs when no URL is configured."""
 
     bin_dir: str | None = None
     data_dir: str = f"{STATE_DIR}/server"
-    port: Annotated[int, Field(ge=0, le=65535)] = 0
-    database: Annotated[str, Field(pattern=_IDENT)] | None = None
+    port: Annotated[int, Range(0, 65535)] = 0
+    database: Identifier | None = None
     run_as: str = "dbamgr"
-    settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    settings: dict[str, str | int | float | bool] = field(default_factory=dict)
 
 
-class Environment(_Section):
+@dataclass(frozen=True)
+class Environment:
     """``[environments.NAME]``: a named target database."""
 
     url: str | None = None
@@ -107,22 +100,21 @@ class Environment(_Section):
     lock_timeout: Duration | None = None
     statement_timeout: Duration | None = None
 
-    @model_validator(mode="after")
-    def _one_url(self) -> Environment:
+    def __post_init__(self) -> None:
         if self.url is None and self.url_env is None:
             raise ValueError("give url or url_env (the name of a variable holding it)")
         if self.url is not None and self.url_env is not None:
             raise ValueError("give url or url_env, not both")
-        return self
 
 
-class ProjectConfig(_Section):
+@dataclass(frozen=True)
+class ProjectConfig:
     """The whole configuration of a project."""
 
-    migrations: MigrationSettings = Field(default_factory=MigrationSettings)
-    seeds: SeedSettings = Field(default_factory=SeedSettings)
-    server: ServerSettings = Field(default_factory=ServerSettings)
-    environments: dict[str, Environment] = Field(default_factory=dict)
+    migrations: MigrationSettings = field(default_factory=MigrationSettings)
+    seeds: SeedSettings = field(default_factory=SeedSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    environments: dict[str, Environment] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -170,61 +162,23 @@ class Project:
         return slug[:63]
 
 
-def _describe_location(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(top level)"
-
-
-def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
-    """The valid keys of the table at *loc*, to suggest a correction."""
-    model: type[BaseModel] = ProjectConfig
-    parts = list(loc)
-    while parts:
-        field = model.model_fields.get(str(parts.pop(0)))
-        if field is None:
-            return []
-        annotation = field.annotation
-        if get_origin(annotation) is dict:
-            annotation = get_args(annotation)[1]
-            if parts:
-                parts.pop(0)  # the table's own name, e.g. an environment's
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        model = annotation
-    return sorted(model.model_fields)
-
-
-def _config_error(path: Path, prefix: str, exc: ValidationError) -> ConfigError:
-    lines = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        key = _describe_location(loc)
-        if prefix:
-            key = f"{prefix}.{key}"
-        if err["type"] == "extra_forbidden":
-            known = _known_keys(loc[:-1])
-            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-            advice = f' (did you mean "{close[0]}"?)' if close else ""
-            if known:
-                advice += f"; valid keys here: {', '.join(known)}"
-            lines.append(f'unknown key "{key}"{advice}')
-        else:
-            message = err["msg"].removeprefix("Value error, ")
-            lines.append(f'"{key}": {message[:1].lower()}{message[1:]}')
-    detail = "; ".join(lines)
-    return ConfigError(
-        f"invalid configuration in {path}: {detail}",
-        hint="fix the keys named above; see docs/configuration.md",
-        file=str(path),
-        problems=lines,
-    )
-
-
 def parse_config(data: dict[str, Any], path: Path, prefix: str = "") -> ProjectConfig:
     """Validate a configuration mapping read from *path*."""
     try:
-        return ProjectConfig.model_validate(data)
-    except ValidationError as exc:
-        raise _config_error(path, prefix, exc) from None
+        return build(ProjectConfig, data, prefix)
+    except Invalid as exc:
+        lines = [
+            f'unknown key "{p.path}"{p.message.removeprefix("unknown key")}'
+            if p.unknown
+            else f'"{p.path}": {p.message}'
+            for p in exc.problems
+        ]
+        raise ConfigError(
+            f"invalid configuration in {path}: " + "; ".join(lines),
+            hint="fix the keys named above; see docs/configuration.md",
+            file=str(path),
+            problems=lines,
+        ) from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

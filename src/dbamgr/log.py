@@ -61,30 +61,41 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class _CliFormatter(logging.Formatter):
+    """``warning: message``, lowercase like the rest of dbamgr's output; with
+    timestamps and logger names when debugging."""
+
+    def __init__(self, debug: bool) -> None:
+        super().__init__()
+        self.debug = debug
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"{record.levelname.lower()}: {record.getMessage()}"
+        if self.debug:
+            text = f"{self.formatTime(record, '%H:%M:%S')} {record.name} {text}"
+        if record.exc_info and self.debug:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
 def setup_logging(verbosity: int = 0, *, debug: bool = False) -> None:
     """Install the CLI's log handler on the ``dbamgr`` logger.
 
     *verbosity* 0 shows warnings, 1 shows each change of state (INFO); *debug*
-    shows every SQL statement and subprocess. Messages go to standard error, so
-    standard output stays clean for ``--json``.
+    shows every SQL statement and subprocess, and tracebacks. Messages go to
+    standard error, so standard output stays clean for ``--json``.
     """
-    from rich.console import Console
-    from rich.logging import RichHandler
-
-    level = (
-        logging.DEBUG if debug else logging.INFO if verbosity > 0 else logging.WARNING
-    )
+    level = logging.WARNING
+    if debug:
+        level = logging.DEBUG
+    elif verbosity > 0:
+        level = logging.INFO
     logger = logging.getLogger("dbamgr")
     for handler in list(logger.handlers):
         if getattr(handler, "_dbamgr", False):
             logger.removeHandler(handler)
-    handler = RichHandler(
-        console=Console(stderr=True),
-        show_time=debug,
-        show_path=debug,
-        markup=False,
-        rich_tracebacks=debug,
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(_CliFormatter(debug))
     handler.addFilter(RedactingFilter())
     handler._dbamgr = True  # type: ignore[attr-defined]
     logger.addHandler(handler)

@@ -44,7 +44,7 @@ def test_wrong_type_is_named_with_its_key() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(data, Path("dbamgr.toml"))
     assert '"environments.prod.protected"' in str(caught.value)
-    assert "boolean" in str(caught.value)
+    assert "expected true or false" in str(caught.value)
 
 
 def test_environment_needs_exactly_one_url_source() -> None:

@@ -91,3 +91,9 @@ def test_scanner_split_respects_atomic_bodies() -> None:
     assert len(statements) == 2
     assert statements[0].text.endswith("END; END")
     assert (statements[1].line, statements[1].column) == (2, 1)
+
+
+def test_nested_block_comments_are_still_comments() -> None:
+    assert not has_statements("/* outer /* inner */ still outer */\n-- end")
+    assert has_statements("/* a /* b */ */ SELECT 1")
+    assert not has_statements("/* unterminated")

@@ -13,6 +13,7 @@ Errors become messages and exit codes in one place, :class:`DbamgrGroup`:
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
@@ -30,8 +31,35 @@ from dbamgr.log import redact, setup_logging, write_error_record
 logger = logging.getLogger(__name__)
 
 
+# command name -> module in dbamgr.cli that defines it; imported only when used,
+# so that a quick command does not pay for every other command's imports
+LAZY_COMMANDS = {
+    "init": "project",
+    "new": "migrate",
+    "status": "migrate",
+    "up": "migrate",
+    "down": "migrate",
+    "redo": "migrate",
+    "history": "migrate",
+    "resolve": "migrate",
+    "server": "server",
+}
+
+
 class DbamgrGroup(click.Group):
-    """The root group: it turns every failure into a message and an exit code."""
+    """The root group: it loads commands on demand, and turns every failure into
+    a message and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = LAZY_COMMANDS.get(cmd_name)
+        if module_name is not None and cmd_name not in self.commands:
+            module = importlib.import_module(f"dbamgr.cli.{module_name}")
+            command = getattr(module, cmd_name)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -126,17 +154,6 @@ def cli(
     app.env = env
     app.debug = debug
     setup_logging(verbose, debug=debug)
-
-
-def _register() -> None:
-    from dbamgr.cli import migrate, project, server
-
-    project.register(cli)
-    migrate.register(cli)
-    server.register(cli)
-
-
-_register()
 
 
 def main() -> None:

@@ -2,29 +2,58 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
 from dbamgr.log import redact
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+_consoles: dict[bool, Console] = {}
+
+
+def get_console(stderr: bool = False) -> Console:
+    """The rich Console for standard output (or error), created on first use."""
+    if stderr not in _consoles:
+        from rich.console import Console
+
+        _consoles[stderr] = Console(stderr=stderr, highlight=False)
+    return _consoles[stderr]
+
+
+class _LazyConsole:
+    """Stands for a Console until one is needed: JSON output never imports rich."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(get_console(self._stderr), name)
+
+
+console: Console = _LazyConsole(stderr=False)  # type: ignore[assignment]
+err_console: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
 
 
 def to_jsonable(value: Any) -> Any:
     """Turn a result (dataclasses, dates, paths…) into JSON-ready values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if isinstance(value, str):
+        return redact(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    fields = getattr(value, "__dataclass_fields__", None)
+    if fields is not None and not isinstance(value, type):
         return {
-            f.name: to_jsonable(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if not f.name.startswith("_")
+            name: to_jsonable(getattr(value, name))
+            for name in fields
+            if not name.startswith("_")
         }
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
@@ -38,8 +67,6 @@ def to_jsonable(value: Any) -> Any:
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, str):
-        return redact(value)
     return value
 
 

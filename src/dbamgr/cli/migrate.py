@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
-from rich.table import Table
 
 from dbamgr import migrations
 from dbamgr.cli._context import AppContext, json_option, pass_app
-from dbamgr.cli._output import console, emit_json, err_console, format_ms, format_time
+from dbamgr.cli._output import (
+    console,
+    emit_json,
+    err_console,
+    format_ms,
+    format_time,
+    get_console,
+)
 from dbamgr.migrations.runner import Event, EventHandler, display_path
 from dbamgr.migrations.status import (
     STATE_APPLIED,
@@ -37,14 +44,22 @@ _STATE_STYLE = {
 }
 
 
+# with more migrations than this in one run, a terminal shows a progress bar
+_BAR_FROM = 10
+
+
 def _progress(app: AppContext) -> EventHandler | None:
-    """Print each migration as it runs, unless the output is JSON."""
+    """Show each migration as it runs (a bar on a terminal for long runs), unless
+    the output is JSON."""
     if app.json:
         return None
+    bar: dict[str, Any] = {}
 
     def show(event: Event) -> None:
         verb = "applying" if event.direction == "up" else "reverting"
-        if event.kind == "start":
+        if event.count > _BAR_FROM and err_console.is_terminal:
+            _show_bar(bar, event, verb)
+        elif event.kind == "start":
             err_console.print(f"{verb} {event.migration.ident} …", end="")
         elif event.kind == "done":
             err_console.print(f" [green]done[/] ({format_ms(event.seconds * 1000)})")
@@ -52,11 +67,33 @@ def _progress(app: AppContext) -> EventHandler | None:
             err_console.print(" [red]failed[/]")
         elif event.kind == "retry":
             err_console.print(
-                f" [yellow]{event.message}[/]; retrying in {event.seconds:.0f}s …",
+                f" [yellow]{event.message}[/]; retrying in {event.seconds:.3g}s …",
                 end="",
             )
 
     return show
+
+
+def _show_bar(bar: dict[str, Any], event: Event, verb: str) -> None:
+    from rich.progress import Progress
+
+    if "progress" not in bar:
+        progress = Progress(console=get_console(stderr=True))
+        progress.start()
+        bar["progress"] = progress
+        bar["task"] = progress.add_task(verb, total=event.count)
+    progress, task = bar["progress"], bar["task"]
+    if event.kind == "start":
+        progress.update(task, description=f"{verb} {event.migration.ident}")
+    elif event.kind == "retry":
+        progress.console.print(
+            f"[yellow]{event.migration}: {event.message}[/]; retrying"
+        )
+    elif event.kind in ("done", "failed"):
+        progress.advance(task)
+        if event.kind == "failed" or event.position == event.count:
+            progress.update(task, description=f"{verb}: {event.kind}")
+            progress.stop()
 
 
 @click.command()
@@ -78,15 +115,28 @@ def new(app: AppContext, name: str, layout: str | None, as_json: bool) -> None:
         console.print(f"[green]created[/] {display_path(path)}")
 
 
-def _render_status(report: StatusReport) -> None:
+# applied migrations shown by default; the rest are summed up
+_APPLIED_SHOWN = 5
+
+
+def _render_status(report: StatusReport, show_all: bool) -> None:
     console.print(f"target: {report.target}")
+    shown = report.migrations
+    applied = [m for m in shown if m.state == STATE_APPLIED]
+    hidden = len(applied) - _APPLIED_SHOWN
+    if not show_all and hidden > 0:
+        older = {id(m) for m in applied[:hidden]}
+        shown = [m for m in shown if id(m) not in older]
+        console.print(f"[dim]{hidden} older applied migration(s) not shown (--all)[/]")
     if not report.migrations:
         console.print("no migrations yet: create one with `dbamgr new NAME`")
     else:
+        from rich.table import Table
+
         table = Table(box=None, pad_edge=False)
         for column in ("version", "name", "state", "applied at", "took", "note"):
             table.add_column(column)
-        for m in report.migrations:
+        for m in shown:
             note = ""
             if m.state in (STATE_FAILED, STATE_RUNNING):
                 note = f"{m.statements_done}/{m.statements_total} statements"
@@ -116,9 +166,10 @@ def _render_status(report: StatusReport) -> None:
 
 
 @click.command()
+@click.option("--all", "show_all", is_flag=True, help="List every applied migration.")
 @json_option
 @pass_app
-def status(app: AppContext, as_json: bool) -> None:
+def status(app: AppContext, show_all: bool, as_json: bool) -> None:
     """Show applied, pending, missing, changed and failed migrations.
 
     Exits with 1 when a migration failed, was interrupted, changed since it was
@@ -128,7 +179,7 @@ def status(app: AppContext, as_json: bool) -> None:
     if as_json:
         emit_json(report)
     else:
-        _render_status(report)
+        _render_status(report, show_all)
     if report.problems:
         sys.exit(1)
 
@@ -232,6 +283,8 @@ def history(app: AppContext, limit: int | None, as_json: bool) -> None:
     if not entries:
         console.print("no history yet")
         return
+    from rich.table import Table
+
     table = Table(box=None, pad_edge=False)
     for column in ("when", "version", "name", "action", "took", "by", "note"):
         table.add_column(column)
@@ -281,8 +334,3 @@ def resolve(app: AppContext, version: str, action: str | None, as_json: bool) ->
     console.print(
         f"{result.ident}: recorded as {action} (was {result.previous_status})"
     )
-
-
-def register(group: click.Group) -> None:
-    for command in (new, status, up, down, redo, history, resolve):
-        group.add_command(command)

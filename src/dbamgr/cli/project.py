@@ -36,7 +36,3 @@ def init(app: AppContext, directory: Path | None, as_json: bool) -> None:
         f"\nnext: [bold]dbamgr -C {root} new create_first_table[/], edit its "
         "up.sql and down.sql, then [bold]dbamgr up[/]"
     )
-
-
-def register(group: click.Group) -> None:
-    group.add_command(init)

@@ -96,7 +96,3 @@ def psql(app: AppContext, psql_args: tuple[str, ...]) -> None:
     program = str(cluster.binaries.path("psql"))
     sys.stdout.flush()
     os.execv(program, [program, target, *psql_args])
-
-
-def register(group: click.Group) -> None:
-    group.add_command(server)

@@ -229,8 +229,8 @@ def _execute(
 ) -> RunReport:
     if dry_run:
         report.sql = _dry_run_text(session, plans, locking=True)
-    for plan in plans:
-        seconds = None if dry_run else session.run(plan)
+    for position, plan in enumerate(plans, start=1):
+        seconds = None if dry_run else session.run(plan, position, len(plans))
         report.runs.append(
             MigrationRun(
                 plan.migration.version,

@@ -49,6 +49,8 @@ class Event:
     direction: str
     seconds: float = 0.0
     message: str = ""
+    position: int = 1
+    count: int = 1
 
 
 EventHandler = Callable[[Event], None]
@@ -149,14 +151,22 @@ class Session:
 
     # -- running a plan ---------------------------------------------------------
 
-    def run(self, plan: Plan) -> float:
+    def run(self, plan: Plan, position: int = 1, count: int = 1) -> float:
         """Execute *plan*, retrying transient failures; return the seconds taken.
 
         A failure raises :class:`MigrationError` that names the file, line and
         column of the statement, with the server's message, detail and hint.
         """
         migration = plan.migration
-        self.on_event(Event("start", migration, plan.direction))
+
+        def emit(kind: str, seconds: float = 0.0, message: str = "") -> None:
+            self.on_event(
+                Event(
+                    kind, migration, plan.direction, seconds, message, position, count
+                )
+            )
+
+        emit("start")
         logger.info(
             "%s %s", "applying" if plan.direction == UP else "reverting", migration
         )
@@ -173,9 +183,7 @@ class Session:
                 if not retryable(exc) or attempt == self.settings.retries:
                     self._record_failure(plan, failed_at, exc, lost)
                     error = self._error(plan, failed_at, exc)
-                    self.on_event(
-                        Event("failed", migration, plan.direction, 0, error.message)
-                    )
+                    emit("failed", 0, error.message)
                     raise error from exc
                 delay = self.settings.retry_delay * (2**attempt)
                 reason = _first_line(str(exc)) or type(exc).__name__
@@ -188,7 +196,7 @@ class Session:
                     self.settings.retries,
                     delay,
                 )
-                self.on_event(Event("retry", migration, plan.direction, delay, reason))
+                emit("retry", delay, reason)
                 time.sleep(delay)
                 if lost:
                     self.reconnect()
@@ -197,7 +205,7 @@ class Session:
                 if not plan.in_transaction:
                     resume_at = failed_at
         seconds = time.perf_counter() - started
-        self.on_event(Event("done", migration, plan.direction, seconds))
+        emit("done", seconds)
         return seconds
 
     def _execute(self, plan: Plan, resume_at: int) -> None:

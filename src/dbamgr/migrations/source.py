@@ -19,6 +19,7 @@ files are warnings. Each is reported with its path.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ _BASENAME = re.compile(r"^(?P<version>\d+(?:-\d+)*)(?:_(?P<name>.*))?$")
 _DBMATE_MARKER = re.compile(
     r"^--\s*migrate:(?P<direction>up|down)\b(?P<options>[^\n]*)$", re.M
 )
+_NO_TRANSACTION = re.compile(r"--\s*dbamgr:no-transaction\b.*")
+_DIRECTORY_FILES = frozenset({"up.sql", "down.sql", "metadata.toml"})
 _IGNORED_NAMES = frozenset({"README", "README.md", "README.txt", "README.rst"})
 
 
@@ -183,11 +186,13 @@ def _read(path: Path, problems: list[Problem]) -> str | None:
     return None
 
 
-def _script(path: Path, text: str, *, line_offset: int = 0) -> Script:
-    in_transaction = True
-    first_line = text.split("\n", 1)[0].strip()
-    if re.fullmatch(r"--\s*dbamgr:no-transaction\b.*", first_line):
-        in_transaction = False
+def _script(
+    path: Path, text: str, *, line_offset: int = 0, force_autocommit: bool = False
+) -> Script:
+    in_transaction = not force_autocommit
+    if in_transaction and text.startswith("--"):
+        first_line = text.split("\n", 1)[0].strip()
+        in_transaction = not _NO_TRANSACTION.fullmatch(first_line)
     return Script(path, text, line_offset, in_transaction)
 
 
@@ -206,18 +211,22 @@ class _Loader:
                 hint="create it with `dbamgr init`, or set [migrations] dir",
                 directory=str(self.directory),
             )
-        for entry in sorted(self.directory.iterdir()):
-            if entry.name.startswith(".") or entry.name in _IGNORED_NAMES:
+        with os.scandir(self.directory) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+        for entry in entries:
+            name = entry.name
+            if name.startswith(".") or name in _IGNORED_NAMES:
                 continue
+            path = self.directory / name
             if entry.is_dir():
-                self._directory(entry)
-            elif entry.name.endswith((".up.sql", ".down.sql")):
-                base, _, direction = entry.name[: -len(".sql")].rpartition(".")
-                self.pairs.setdefault(base, {})[direction] = entry
-            elif entry.suffix == ".sql":
-                self._single(entry)
+                self._directory(path)
+            elif name.endswith((".up.sql", ".down.sql")):
+                base, _, direction = name[: -len(".sql")].rpartition(".")
+                self.pairs.setdefault(base, {})[direction] = path
+            elif name.endswith(".sql"):
+                self._single(path)
             else:
-                self.warnings.append(Problem(entry, "stray file, not a migration"))
+                self.warnings.append(Problem(path, "stray file, not a migration"))
         for base, files in sorted(self.pairs.items()):
             self._pair(base, files)
         self._check_duplicates()
@@ -257,34 +266,32 @@ class _Loader:
         self.found.append(Migration(version, label, name, layout, path, up, down))
 
     def _directory(self, path: Path) -> None:
-        up_path, down_path = path / "up.sql", path / "down.sql"
-        if not up_path.is_file():
-            if down_path.is_file() or _BASENAME.match(path.name):
+        children = set(os.listdir(path))
+        if "up.sql" not in children:
+            if "down.sql" in children or _BASENAME.match(path.name):
                 self.errors.append(Problem(path, "has no up.sql"))
             else:
                 self.warnings.append(Problem(path, "stray directory, not a migration"))
             return
-        for child in sorted(path.iterdir()):
-            known = child.name in {"up.sql", "down.sql", "metadata.toml"}
-            if not known and not child.name.startswith("."):
-                self.warnings.append(Problem(child, "stray file, not used"))
-        in_transaction = self._metadata(path / "metadata.toml")
+        for child in sorted(children - _DIRECTORY_FILES):
+            if not child.startswith("."):
+                self.warnings.append(Problem(path / child, "stray file, not used"))
+        in_transaction = True
+        if "metadata.toml" in children:
+            in_transaction = self._metadata(path / "metadata.toml")
+        up_path, down_path = path / "up.sql", path / "down.sql"
         up_text = _read(up_path, self.errors)
-        down_text = _read(down_path, self.errors) if down_path.is_file() else None
+        down_text = _read(down_path, self.errors) if "down.sql" in children else None
         if up_text is None:
             return
-        up = _script(up_path, up_text)
-        down = _script(down_path, down_text) if down_text is not None else None
-        if not in_transaction:
-            up = Script(up.path, up.text, 0, False)
-            if down is not None:
-                down = Script(down.path, down.text, 0, False)
+        up = _script(up_path, up_text, force_autocommit=not in_transaction)
+        down = None
+        if down_text is not None:
+            down = _script(down_path, down_text, force_autocommit=not in_transaction)
         self._add(path, path.name, DIRECTORY, up, down)
 
     def _metadata(self, path: Path) -> bool:
         """Diesel's metadata.toml: ``run_in_transaction = false``."""
-        if not path.is_file():
-            return True
         try:
             data = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -340,9 +347,10 @@ class _Loader:
             body_start = marker.end() + 1
             body = text[body_start:end] if body_start <= end else ""
             line_offset = text.count("\n", 0, body_start)
-            script = _script(path, body, line_offset=line_offset)
-            if "transaction:false" in marker["options"].replace(" ", ""):
-                script = Script(path, body, line_offset, False)
+            autocommit = "transaction:false" in marker["options"].replace(" ", "")
+            script = _script(
+                path, body, line_offset=line_offset, force_autocommit=autocommit
+            )
             scripts[marker["direction"]] = script
         self._add(path, base, SINGLE, scripts["up"], scripts.get("down"))
 

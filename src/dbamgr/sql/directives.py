@@ -18,8 +18,6 @@ import difflib
 import re
 from dataclasses import dataclass
 
-from pglast import parser
-
 KNOWN = ("no-transaction", "irreversible", "data-loss", "approve", "ignore")
 _DIRECTIVE = re.compile(r"^--\s*dbamgr:(?P<name>[A-Za-z_-]*)(?P<arg>.*)$")
 
@@ -45,6 +43,8 @@ class Directive:
 
 def _comments(source: str) -> list[tuple[int, str]]:
     """(offset, text) of every line comment in *source*."""
+    from pglast import parser
+
     try:
         tokens = parser.scan(source)
     except parser.ParseError:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from pglast import parser
-
 _COMMENT_TOKENS = frozenset({"SQL_COMMENT", "C_COMMENT"})
 
 
@@ -47,25 +45,14 @@ class LineIndex:
         return line, offset - self._starts[line - 1] + 1
 
 
-def _first_token_offset(text: str) -> int | None:
-    """Offset of the first token that is not a comment, or None if there is none."""
-    try:
-        tokens = parser.scan(text)
-    except parser.ParseError:
-        stripped = text.lstrip()
-        return len(text) - len(stripped) if stripped else None
-    for token in tokens:
-        if token.name not in _COMMENT_TOKENS:
-            return int(token.start)
-    return None
-
-
 def _scanner_slices(source: str) -> list[tuple[int, int]]:
     """(start, end) of each statement, found with the scanner alone.
 
     Statements end at top-level semicolons; inside ``BEGIN ATOMIC … END`` they do
     not (CASE … END is counted so that its END does not close the body).
     """
+    from pglast import parser
+
     try:
         tokens = [t for t in parser.scan(source) if t.name not in _COMMENT_TOKENS]
     except parser.ParseError:
@@ -103,6 +90,8 @@ def _scanner_slices(source: str) -> list[tuple[int, int]]:
 
 def split_statements(source: str) -> list[Statement]:
     """Split *source* into statements, each with its offset, line and column."""
+    from pglast import parser
+
     lines = LineIndex(source)
     try:
         pieces = [
@@ -120,5 +109,32 @@ def split_statements(source: str) -> list[Statement]:
 
 
 def has_statements(source: str) -> bool:
-    """Whether *source* holds anything but whitespace and comments."""
-    return _first_token_offset(source) is not None
+    """Whether *source* holds anything but whitespace and comments.
+
+    Only the comments before the first token need skipping, so this reads the
+    text directly (block comments nest, as in PostgreSQL) instead of scanning it.
+    """
+    position, length = 0, len(source)
+    while True:
+        while position < length and source[position].isspace():
+            position += 1
+        if position == length:
+            return False
+        if source.startswith("--", position):
+            newline = source.find("\n", position)
+            if newline < 0:
+                return False
+            position = newline + 1
+        elif source.startswith("/*", position):
+            depth, position = 1, position + 2
+            while depth and position < length:
+                if source.startswith("/*", position):
+                    depth, position = depth + 1, position + 2
+                elif source.startswith("*/", position):
+                    depth, position = depth - 1, position + 2
+                else:
+                    position += 1
+            if depth:
+                return False
+        else:
+            return True
