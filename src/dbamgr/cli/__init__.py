@@ -43,6 +43,9 @@ LAZY_COMMANDS = {
     "history": "migrate",
     "resolve": "migrate",
     "server": "server",
+    "schema": "schema",
+    "verify": "verify",
+    "drift": "verify",
 }
 
 

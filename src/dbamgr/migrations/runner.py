@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -26,7 +26,7 @@ from dbamgr.db import connect, is_connection_lost
 from dbamgr.errors import MigrationError
 from dbamgr.migrations import lock
 from dbamgr.migrations.history import APPLIED, HistoryRow, HistoryTables
-from dbamgr.migrations.plan import UP, Plan, Timeouts
+from dbamgr.migrations.plan import UP, Plan, Step, Timeouts
 from dbamgr.migrations.source import Migration, Script
 from dbamgr.sql import Statement
 from dbamgr.target import Target
@@ -54,6 +54,24 @@ class Event:
 
 
 EventHandler = Callable[[Event], None]
+
+
+class StatementObserver(Protocol):
+    """Watches each statement of a plan run: the lock trace of ``verify``.
+
+    Its calls run on the runner's connection, inside the migration's transaction
+    when there is one, so that they see what the statement did before COMMIT.
+    """
+
+    def plan_started(self, conn: psycopg.Connection[Any], plan: Plan) -> None: ...
+
+    def statement_started(
+        self, conn: psycopg.Connection[Any], plan: Plan, step: Step
+    ) -> None: ...
+
+    def statement_finished(
+        self, conn: psycopg.Connection[Any], plan: Plan, step: Step, seconds: float
+    ) -> None: ...
 
 
 def runner_identity() -> str:
@@ -108,6 +126,7 @@ class Session:
         )
         self._conn: psycopg.Connection[Any] | None = None
         self.locked = False
+        self.observer: StatementObserver | None = None
 
     @property
     def conn(self) -> psycopg.Connection[Any]:
@@ -220,12 +239,24 @@ class Session:
             offset = resume_at - len(settings)
         else:
             offset = 0
+        observer = self.observer
+        if observer is not None:
+            observer.plan_started(conn, plan)
         with conn.cursor() as cur:
             for index, step in enumerate(steps):
+                watched = observer is not None and step.statement is not None
                 if step.statement is not None:
                     logger.debug("%s", step.sql)
                 try:
-                    cur.execute(step.sql)
+                    if watched:
+                        assert observer is not None
+                        observer.statement_started(conn, plan, step)
+                        started = time.perf_counter()
+                        cur.execute(step.sql)
+                        seconds = time.perf_counter() - started
+                        observer.statement_finished(conn, plan, step, seconds)
+                    else:
+                        cur.execute(step.sql)
                 except psycopg.Error as exc:
                     exc.dbamgr_step = index + offset  # type: ignore[attr-defined]
                     raise

@@ -1,0 +1,158 @@
+"""``dbamgr verify`` and ``dbamgr drift``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from dbamgr.cli._context import AppContext, json_option, pass_app
+from dbamgr.cli._output import console, emit_json, err_console, format_ms
+from dbamgr.migrations.source import Migration
+from dbamgr.schema.diff import Change
+from dbamgr.verify import MigrationCheck, PhaseTrace, VerifyReport, detect_drift
+from dbamgr.verify import verify as run_verify
+from dbamgr.verify.engine import FAILED, PASSED
+
+_MARK = {PASSED: "[green]✓[/]", FAILED: "[red]✗[/]"}
+
+
+def _show_changes(title: str, changes: list[Change]) -> None:
+    console.print(f"    {title}:")
+    for change in changes:
+        for line in change.describe().splitlines():
+            console.print(f"      {line}", markup=False, highlight=False)
+
+
+def _show_locks(direction: str, phase: PhaseTrace | None, details: bool) -> None:
+    if phase is None:
+        return
+    for lock in phase.locks:
+        if lock.blocks_writes or lock.rewritten or details:
+            style = "red" if lock.blocks_reads else "yellow"
+            console.print(f"    [{style}]{direction}: {lock.describe()}[/]")
+    if details:
+        for trace in phase.statements:
+            locks = ", ".join(f"{lock.relation} {lock.mode}" for lock in trace.locks)
+            console.print(
+                f"      #{trace.index} line {trace.line} "
+                f"{format_ms(trace.seconds * 1000)}: {locks or 'no lock on existing'}"
+                + (f"; rewrote {', '.join(trace.rewrites)}" if trace.rewrites else ""),
+                markup=False,
+            )
+
+
+def _render_check(check: MigrationCheck, details: bool) -> None:
+    times = []
+    if check.up:
+        times.append(f"up {format_ms(check.up.seconds * 1000)}")
+    if check.down:
+        times.append(f"down {format_ms(check.down.seconds * 1000)}")
+    if check.reup_seconds is not None:
+        times.append(f"up {format_ms(check.reup_seconds * 1000)}")
+    mark = _MARK.get(check.status, "[yellow]·[/]")
+    console.print(f"{mark} {check.ident}  [dim]{' · '.join(times)}[/]")
+    for failure in check.failures:
+        console.print(f"    [red]{failure}[/]", markup=True, highlight=False)
+    if check.down_diff:
+        _show_changes("after the down, compared with before the up", check.down_diff)
+    if check.reup_diff:
+        _show_changes("after the second up, compared with the first", check.reup_diff)
+    for note in check.notes:
+        console.print(f"    [dim]{note}[/]")
+    _show_locks("up", check.up, details)
+    _show_locks("down", check.down, details)
+
+
+def _render_report(report: VerifyReport, details: bool) -> None:
+    for check in report.migrations:
+        _render_check(check, details)
+    passed = sum(1 for m in report.migrations if m.status == PASSED)
+    summary = f"{passed} verified"
+    others = len(report.migrations) - passed - len(report.failed)
+    if others:
+        summary += f", {others} irreversible (up only)"
+    if report.failed:
+        summary += f", [red]{len(report.failed)} failed[/]: " + ", ".join(
+            m.ident for m in report.failed
+        )
+    if report.applied_first:
+        summary += f" ({report.applied_first} earlier applied without checks)"
+    if report.seeds_loaded:
+        summary += f"; seed data: {', '.join(report.seeds_loaded)}"
+    console.print(f"{summary} in {format_ms(report.seconds * 1000)}")
+
+
+@click.command()
+@click.option("--from", "from_version", metavar="VERSION", help="Verify from here on.")
+@click.option(
+    "--server", "server_url", help="A server to make the scratch database on."
+)
+@click.option("--no-data-check", is_flag=True, help="Skip the row check.")
+@click.option("--locks", "details", is_flag=True, help="Show every statement's locks.")
+@json_option
+@pass_app
+def verify(
+    app: AppContext,
+    from_version: str | None,
+    server_url: str | None,
+    no_data_check: bool,
+    details: bool,
+    as_json: bool,
+) -> None:
+    """Prove each migration reversible: up, down, up on a scratch database.
+
+    After each down the schema must equal the one before the up, and tables keep
+    their rows; after the second up it must equal the first. Reports the locks
+    each statement takes and the tables it rewrites. Exits with 1 on a failure.
+    """
+
+    def progress(position: int, count: int, migration: Migration) -> None:
+        if not as_json and err_console.is_terminal:
+            err_console.print(f"[dim]{position}/{count} {migration.ident}[/]", end="\r")
+
+    report = run_verify(
+        app.project,
+        server_url=server_url,
+        from_version=from_version,
+        data_check=not no_data_check,
+        on_progress=progress,
+    )
+    if as_json:
+        emit_json(report)
+    else:
+        _render_report(report, details)
+    if not report.ok:
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--server", "server_url", help="A server to replay the migrations on.")
+@json_option
+@pass_app
+def drift(app: AppContext, server_url: str | None, as_json: bool) -> None:
+    """Show what changed in the target's schema outside its migrations.
+
+    Exits with 1 when there is drift.
+    """
+    report = detect_drift(app.project, app.target(), server_url=server_url)
+    if as_json:
+        emit_json(report)
+    else:
+        console.print(f"target: {report.target}")
+        for warning in report.warnings:
+            err_console.print(f"[yellow]warning:[/] {warning}")
+        if report.drifted:
+            console.print(
+                f"{len(report.changes)} change(s) made outside the "
+                f"{report.replayed} applied migration(s):"
+            )
+            for change in report.changes:
+                console.print(f"  {change.describe()}", markup=False, highlight=False)
+        else:
+            console.print(
+                f"no drift: the schema is what the {report.replayed} applied "
+                "migration(s) build"
+            )
+    if report.drifted:
+        sys.exit(1)

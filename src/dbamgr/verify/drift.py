@@ -1,0 +1,90 @@
+"""``dbamgr drift``: what was changed in a live database outside its migrations.
+
+The migrations the target's history records as applied are replayed, in version
+order, on a scratch database; its schema is the expected one. Every difference
+from the live schema is drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dbamgr.config import Project
+from dbamgr.db import connect
+from dbamgr.migrations.history import APPLIED, HistoryTables
+from dbamgr.migrations.scratch import apply_migrations, scratch_target
+from dbamgr.migrations.source import load_migrations
+from dbamgr.schema.diff import Change, diff_snapshots
+from dbamgr.schema.snapshot import take_snapshot
+from dbamgr.target import Target
+
+
+@dataclass
+class DriftReport:
+    """What ``dbamgr drift`` found."""
+
+    target: str
+    replayed: int
+    changes: list[Change] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.changes)
+
+
+def detect_drift(
+    project: Project, target: Target, *, server_url: str | None = None
+) -> DriftReport:
+    """Compare the live schema of *target* with what its applied migrations build.
+
+    Changes read as from the migrations' schema (before) to the live one (after):
+    an object "added" exists live but in no migration.
+    """
+    settings = project.config.migrations
+    tables = HistoryTables(settings.history_schema, settings.history_table)
+    excluded = (settings.history_schema,)
+    source = load_migrations(project.migrations_dir)
+    with connect(target.url, purpose="drift") as conn:
+        history = tables.read(conn)
+        live = take_snapshot(conn, exclude_schemas=excluded)
+        live_version = conn.info.server_version
+
+    warnings = []
+    replay = []
+    for row in history:
+        migration = source.by_version.get(row.version)
+        if row.status != APPLIED:
+            warnings.append(
+                f'"{row.ident}" is {row.status}: its partial changes may show as drift'
+            )
+        elif migration is None:
+            warnings.append(
+                f'"{row.ident}" is applied but its file is missing: its objects will '
+                "show as drift"
+            )
+        else:
+            if migration.checksum != row.checksum:
+                warnings.append(
+                    f'"{row.ident}" changed since it was applied: the replay uses the '
+                    "file as it is now"
+                )
+            replay.append(migration)
+
+    with scratch_target(project, server_url, prefix="dbamgr_drift") as scratch:
+        session = apply_migrations(project, scratch, replay)
+        try:
+            expected = take_snapshot(session.conn, exclude_schemas=excluded)
+            scratch_version = session.conn.info.server_version
+        finally:
+            session.close()
+
+    if scratch_version // 10000 != live_version // 10000:
+        warnings.append(
+            f"the migrations were replayed on PostgreSQL {scratch_version // 10000} "
+            f"but the target runs {live_version // 10000}: definitions may print "
+            "differently; set [server] bin_dir (or use --server) to match it"
+        )
+    report = DriftReport(target.display, len(replay), warnings=warnings)
+    report.changes = diff_snapshots(expected, live).changes
+    return report

@@ -1,0 +1,273 @@
+"""``dbamgr verify``: prove that every down restores the schema its up changed.
+
+On a scratch database, for each migration in order: snapshot; up (traced);
+snapshot; down (traced) — the schema must equal the one before the up, and the
+tables that existed before keep their rows; up again — the schema must equal the
+one after the first up. Seed files, if the project has any, are loaded as soon as
+the schema can take them, and serve as the test data.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from dbamgr.config import Project
+from dbamgr.errors import MigrationError, UsageError
+from dbamgr.migrations.plan import DOWN, UP, build_plan
+from dbamgr.migrations.runner import Session
+from dbamgr.migrations.scratch import scratch_target
+from dbamgr.migrations.source import Migration, load_migrations, parse_version
+from dbamgr.schema.diff import Change, diff_snapshots
+from dbamgr.schema.snapshot import Snapshot, take_snapshot
+from dbamgr.verify.data import compare_fingerprints, data_tables, fingerprint_tables
+from dbamgr.verify.locks import LockTracer, StatementTrace, TableLock, summarize
+
+logger = logging.getLogger(__name__)
+
+PASSED, FAILED, APPLIED_ONLY = "passed", "failed", "irreversible"
+
+
+@dataclass
+class PhaseTrace:
+    """One traced run of an up or a down."""
+
+    seconds: float
+    in_transaction: bool
+    statements: list[StatementTrace] = field(default_factory=list)
+    locks: list[TableLock] = field(default_factory=list)
+
+
+@dataclass
+class MigrationCheck:
+    """The verification of one migration."""
+
+    version: int
+    ident: str
+    path: str
+    status: str = PASSED
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    up: PhaseTrace | None = None
+    down: PhaseTrace | None = None
+    reup_seconds: float | None = None
+    down_diff: list[Change] = field(default_factory=list)
+    reup_diff: list[Change] = field(default_factory=list)
+    data_problems: list[str] = field(default_factory=list)
+
+    def fail(self, reason: str) -> None:
+        self.status = FAILED
+        self.failures.append(reason)
+
+
+@dataclass
+class VerifyReport:
+    """What ``dbamgr verify`` found."""
+
+    server: str
+    migrations: list[MigrationCheck] = field(default_factory=list)
+    applied_first: int = 0
+    seeds_loaded: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[MigrationCheck]:
+        return [m for m in self.migrations if m.status == FAILED]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+ProgressHandler = Callable[[int, int, Migration], None]
+
+
+class _Seeds:
+    """Seed files, each loaded (in its own transaction) once the schema takes it."""
+
+    def __init__(self, directory: Path) -> None:
+        self.pending = sorted(directory.glob("*.sql")) if directory.is_dir() else []
+        self.loaded: list[str] = []
+
+    def load_ready(self, conn: psycopg.Connection[Any]) -> None:
+        for path in list(self.pending):
+            try:
+                with conn.transaction():
+                    conn.execute(path.read_text())
+            except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+                continue  # its tables come with a later migration
+            except psycopg.Error as exc:
+                raise UsageError(
+                    f"seed file {path} failed: {exc}",
+                    hint="fix the seed file; verify loads seeds as its test data",
+                ) from exc
+            self.pending.remove(path)
+            self.loaded.append(path.name)
+
+
+class _Verifier:
+    def __init__(
+        self, project: Project, session: Session, report: VerifyReport
+    ) -> None:
+        self.project = project
+        self.session = session
+        self.report = report
+        self.excluded = (project.config.migrations.history_schema,)
+        self.tracer = LockTracer(session.target.url)
+
+    def snapshot(self) -> Snapshot:
+        return take_snapshot(self.session.conn, exclude_schemas=self.excluded)
+
+    def run(self, migration: Migration, direction: str, traced: bool) -> PhaseTrace:
+        plan = build_plan(
+            migration,
+            direction,
+            tables=self.session.tables,
+            timeouts=self.session.timeouts,
+            applied_by=self.session.applied_by,
+        )
+        self.session.observer = self.tracer if traced else None
+        try:
+            seconds = self.session.run(plan)
+        finally:
+            self.session.observer = None
+        if not traced:
+            return PhaseTrace(seconds, plan.in_transaction)
+        statements = self.tracer.statements
+        return PhaseTrace(
+            seconds,
+            plan.in_transaction,
+            statements,
+            summarize(statements, plan.in_transaction, self.tracer.tables()),
+        )
+
+    def check(
+        self, migration: Migration, before: Snapshot, data_check: bool
+    ) -> tuple[MigrationCheck, Snapshot | None]:
+        """Verify one migration starting from the schema *before*; return the
+        result and the schema after it (None when verify cannot go on)."""
+        check = MigrationCheck(migration.version, migration.ident, str(migration.path))
+        tables = data_tables(before) if data_check else []
+        conn = self.session.conn
+        rows_before = fingerprint_tables(conn, tables)
+
+        try:
+            check.up = self.run(migration, UP, traced=True)
+        except MigrationError as exc:
+            check.fail(f"up failed: {exc.message}")
+            return check, None
+        after_up = self.snapshot()
+
+        if not migration.has_down:
+            check.status = APPLIED_ONLY
+            check.notes.append(
+                f"irreversible ({migration.irreversible_reason}): the down was not run"
+            )
+            return check, after_up
+
+        try:
+            check.down = self.run(migration, DOWN, traced=True)
+        except MigrationError as exc:
+            check.fail(f"down failed: {exc.message}")
+            return check, None
+        after_down = self.snapshot()
+        check.down_diff = diff_snapshots(before, after_down).changes
+        if check.down_diff:
+            check.fail(
+                f"the down does not restore the schema: {len(check.down_diff)} "
+                "difference(s) from the schema before the up"
+            )
+        declared = _data_loss_reason(migration)
+        if declared is not None:
+            check.notes.append(f"data check skipped: declares data loss ({declared})")
+        elif tables:
+            remaining = set(data_tables(after_down))
+            rows_after = fingerprint_tables(conn, [t for t in tables if t in remaining])
+            check.data_problems = compare_fingerprints(rows_before, rows_after)
+            if check.data_problems:
+                check.fail(
+                    "rows changed through up and down: "
+                    + "; ".join(check.data_problems)
+                )
+
+        try:
+            check.reup_seconds = self.run(migration, UP, traced=False).seconds
+        except MigrationError as exc:
+            check.fail(f"the up failed when run again after the down: {exc.message}")
+            return check, None
+        after_reup = self.snapshot()
+        check.reup_diff = diff_snapshots(after_up, after_reup).changes
+        if check.reup_diff:
+            check.fail(
+                f"the up run again gives another schema: {len(check.reup_diff)} "
+                "difference(s) from the first up"
+            )
+        return check, after_reup
+
+
+def _data_loss_reason(migration: Migration) -> str | None:
+    for script in (migration.up, migration.down):
+        if script is not None:
+            directive = script.directive("data-loss")
+            if directive is not None:
+                return directive.argument or "no reason given"
+    return None
+
+
+def verify(
+    project: Project,
+    *,
+    server_url: str | None = None,
+    from_version: str | None = None,
+    data_check: bool = True,
+    on_progress: ProgressHandler | None = None,
+) -> VerifyReport:
+    """Verify the project's migrations on a scratch database (see the module doc).
+
+    With *from_version*, the migrations before it are applied once without checks.
+    Stops at the first migration whose up or down fails (later ones would build on
+    a broken state); schema and data mismatches are recorded and verify goes on.
+    """
+    started = time.perf_counter()
+    source = load_migrations(project.migrations_dir)
+    first = parse_version(from_version) if from_version else None
+    if first is not None and first not in source.by_version:
+        raise UsageError(
+            f'--from "{from_version}": no migration has that version',
+            hint="run `dbamgr status` to see the versions",
+        )
+    earlier = [m for m in source.migrations if first is not None and m.version < first]
+    checked = [m for m in source.migrations if first is None or m.version >= first]
+
+    with scratch_target(project, server_url, prefix="dbamgr_verify") as target:
+        report = VerifyReport(target.display if server_url else "local server")
+        session = Session(target, project.config.migrations, purpose="verify")
+        try:
+            session.lock_and_prepare()
+            seeds = _Seeds(project.seeds_dir)
+            verifier = _Verifier(project, session, report)
+            for migration in earlier:
+                verifier.run(migration, UP, traced=False)
+                seeds.load_ready(session.conn)
+            report.applied_first = len(earlier)
+            snapshot = verifier.snapshot()
+            for position, migration in enumerate(checked, start=1):
+                if on_progress is not None:
+                    on_progress(position, len(checked), migration)
+                seeds.load_ready(session.conn)
+                check, after = verifier.check(migration, snapshot, data_check)
+                report.migrations.append(check)
+                if after is None:
+                    break
+                snapshot = after
+            report.seeds_loaded = seeds.loaded
+        finally:
+            session.close()
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,282 @@
+"""The lock trace: which locks each statement takes, and which tables it rewrites.
+
+Inside a transaction the trace is exact: after each statement, before COMMIT, the
+runner's own locks are read from ``pg_locks`` (they are held until the end of the
+transaction, so the new ones belong to that statement), and the relfilenode of
+every table that existed before the migration is compared with its previous value
+(a new one means the table was rewritten). Outside a transaction locks end with
+each statement, so a second connection samples ``pg_locks`` while it runs; such
+traces are marked ``sampled`` and may miss a short lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from dbamgr.db import connect
+from dbamgr.migrations.plan import Plan, Step
+
+# from weakest to strongest
+LOCK_MODES = (
+    "AccessShareLock",
+    "RowShareLock",
+    "RowExclusiveLock",
+    "ShareUpdateExclusiveLock",
+    "ShareLock",
+    "ShareRowExclusiveLock",
+    "ExclusiveLock",
+    "AccessExclusiveLock",
+)
+_RANK = {mode: rank for rank, mode in enumerate(LOCK_MODES)}
+# the weakest mode that blocks writes (INSERT/UPDATE/DELETE take RowExclusiveLock)
+BLOCKS_WRITES = _RANK["ShareLock"]
+BLOCKS_READS = _RANK["AccessExclusiveLock"]
+_SAMPLE_INTERVAL = 0.002
+_TABLE_KINDS = ("r", "p", "m", "f")
+
+_PREEXISTING = """
+SELECT c.oid, c.oid::regclass::text, c.relkind, c.relfilenode
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
+  AND c.relkind IN ('r', 'p', 'm', 'i', 'I', 'S', 'v', 'f')
+"""
+_AFTER_STATEMENT = """
+SELECT 'lock', l.relation::bigint, l.mode FROM pg_locks l
+WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+  AND l.relation = ANY(%(relations)s::oid[])
+UNION ALL
+SELECT 'file', c.oid::bigint, c.relfilenode::text FROM pg_class c
+WHERE c.oid = ANY(%(tables)s::oid[])
+"""
+_SAMPLE = """
+SELECT l.relation::bigint, l.mode FROM pg_locks l
+WHERE l.pid = %s AND l.locktype = 'relation' AND l.granted
+"""
+
+
+def mode_name(mode: str) -> str:
+    """``AccessExclusiveLock`` → ``ACCESS EXCLUSIVE``, as the docs write it."""
+    words = []
+    current = ""
+    for char in mode.removesuffix("Lock"):
+        if char.isupper() and current:
+            words.append(current)
+            current = ""
+        current += char
+    words.append(current)
+    return " ".join(words).upper()
+
+
+@dataclass(frozen=True)
+class LockTaken:
+    relation: str
+    mode: str
+
+    @property
+    def blocks_writes(self) -> bool:
+        return _RANK.get(self.mode, 0) >= BLOCKS_WRITES
+
+
+@dataclass
+class StatementTrace:
+    """What one statement did to the relations that existed before it."""
+
+    index: int
+    line: int
+    statement: str
+    seconds: float
+    locks: list[LockTaken] = field(default_factory=list)
+    rewrites: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    sampled: bool = False
+
+
+@dataclass
+class TableLock:
+    """The strongest lock a migration took on one relation, and its effects."""
+
+    relation: str
+    mode: str
+    statement: int
+    line: int
+    rewritten: bool = False
+    dropped: bool = False
+    held_while: list[int] = field(default_factory=list)
+    held_seconds: float = 0.0
+    sampled: bool = False
+
+    @property
+    def blocks_writes(self) -> bool:
+        return _RANK.get(self.mode, 0) >= BLOCKS_WRITES
+
+    @property
+    def blocks_reads(self) -> bool:
+        return _RANK.get(self.mode, 0) >= BLOCKS_READS
+
+    def describe(self) -> str:
+        text = f"{self.relation} {mode_name(self.mode)} (line {self.line})"
+        if self.rewritten:
+            text += ", rewritten"
+        if self.dropped:
+            text += ", dropped"
+        if self.held_while:
+            text += (
+                f", held while {len(self.held_while)} later statement(s) ran "
+                f"({self.held_seconds * 1000:.0f} ms)"
+            )
+        if self.sampled:
+            text += ", sampled"
+        return text
+
+
+class _Sampler:
+    """Polls another backend's locks from a connection of its own."""
+
+    def __init__(self, url: str, pid: int, watched: set[int]) -> None:
+        self.url, self.pid, self.watched = url, pid, watched
+        self.seen: set[tuple[int, str]] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def start(self) -> None:
+        self._conn = connect(self.url, purpose="lock sampler")
+        self._thread.start()
+
+    def _run(self) -> None:
+        assert self._conn is not None
+        while not self._stop.is_set():
+            for relation, mode in self._conn.execute(_SAMPLE, [self.pid]).fetchall():
+                if relation in self.watched:
+                    self.seen.add((relation, mode))
+            self._stop.wait(_SAMPLE_INTERVAL)
+
+    def stop(self) -> set[tuple[int, str]]:
+        self._stop.set()
+        self._thread.join()
+        if self._conn is not None:
+            self._conn.close()
+        return self.seen
+
+
+class LockTracer:
+    """A :class:`~dbamgr.migrations.runner.StatementObserver` that records a
+    :class:`StatementTrace` per statement of the plans it watches."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.statements: list[StatementTrace] = []
+        self._names: dict[int, str] = {}
+        self._tables: set[str] = set()
+        self._filenodes: dict[int, str] = {}
+        self._held: set[tuple[int, str]] = set()
+        self._sampler: _Sampler | None = None
+
+    def plan_started(self, conn: psycopg.Connection[Any], plan: Plan) -> None:
+        self.statements = []
+        self._held = set()
+        self._names = {}
+        self._tables = set()
+        self._filenodes = {}
+        for oid, name, kind, filenode in conn.execute(_PREEXISTING).fetchall():
+            self._names[oid] = name
+            if kind in _TABLE_KINDS:
+                self._tables.add(name)
+            if kind in ("r", "m"):
+                self._filenodes[oid] = str(filenode)
+
+    def statement_started(
+        self, conn: psycopg.Connection[Any], plan: Plan, step: Step
+    ) -> None:
+        if not plan.in_transaction:
+            self._sampler = _Sampler(self.url, conn.info.backend_pid, set(self._names))
+            self._sampler.start()
+
+    def statement_finished(
+        self, conn: psycopg.Connection[Any], plan: Plan, step: Step, seconds: float
+    ) -> None:
+        assert step.statement is not None
+        rows = conn.execute(
+            _AFTER_STATEMENT,
+            {"relations": list(self._names), "tables": list(self._filenodes)},
+        ).fetchall()
+        locks = {(oid, mode) for kind, oid, mode in rows if kind == "lock"}
+        sampled = False
+        if self._sampler is not None:
+            locks |= self._sampler.stop()
+            self._sampler = None
+            sampled = True
+        new = sorted(
+            locks - self._held, key=lambda item: (self._names[item[0]], item[1])
+        )
+        self._held |= locks
+        rewrites = []
+        present = set()
+        for kind, oid, filenode in rows:
+            if kind != "file":
+                continue
+            present.add(oid)
+            if self._filenodes.get(oid) != filenode:
+                rewrites.append(self._names[oid])
+                self._filenodes[oid] = filenode
+        dropped = [self._names[oid] for oid in self._filenodes if oid not in present]
+        for oid in [oid for oid in self._filenodes if oid not in present]:
+            del self._filenodes[oid]
+        text = step.statement.text
+        self.statements.append(
+            StatementTrace(
+                index=step.statement.index + 1,
+                line=step.statement.line,
+                statement=text if len(text) <= 200 else text[:197] + "...",
+                seconds=seconds,
+                locks=[LockTaken(self._names[oid], mode) for oid, mode in new],
+                rewrites=sorted(rewrites),
+                dropped=sorted(dropped),
+                sampled=sampled,
+            )
+        )
+
+    def tables(self) -> set[str]:
+        """Names of the tables (and materialized views) that existed before."""
+        return set(self._tables)
+
+
+def summarize(
+    statements: list[StatementTrace], in_transaction: bool, tables: set[str]
+) -> list[TableLock]:
+    """The strongest lock per table among *tables* (locks on their indexes and
+    sequences go with them), with rewrites and drops, and how long an ACCESS
+    EXCLUSIVE lock stayed held while later statements ran."""
+    summary: dict[str, TableLock] = {}
+    for trace in statements:
+        for lock in trace.locks:
+            if lock.relation not in tables:
+                continue
+            current = summary.get(lock.relation)
+            if current is None or _RANK[lock.mode] > _RANK[current.mode]:
+                summary[lock.relation] = TableLock(
+                    lock.relation,
+                    lock.mode,
+                    trace.index,
+                    trace.line,
+                    rewritten=current.rewritten if current else False,
+                    sampled=trace.sampled,
+                )
+        for relation in trace.rewrites:
+            if relation in summary:
+                summary[relation].rewritten = True
+        for relation in trace.dropped:
+            if relation in summary:
+                summary[relation].dropped = True
+    if in_transaction:
+        for table_lock in summary.values():
+            if table_lock.blocks_reads:
+                later = [t for t in statements if t.index > table_lock.statement]
+                table_lock.held_while = [t.index for t in later]
+                table_lock.held_seconds = sum(t.seconds for t in later)
+    return sorted(summary.values(), key=lambda t: t.relation)
