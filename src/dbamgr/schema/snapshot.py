@@ -244,7 +244,7 @@ def _add_types(
         elif kind == "domain":
             for key in ("base_type", "not_null", "default", "collation"):
                 attributes[key] = row[key]
-            attributes["constraints"] = row["constraints"] or {}
+            attributes["checks"] = row["constraints"] or {}
         elif kind == "composite":
             attributes["attributes"] = row["attributes"] or []
         else:

@@ -19,6 +19,7 @@ import psycopg
 
 from dbamgr.db import connect
 from dbamgr.migrations.plan import Plan, Step
+from dbamgr.schema.snapshot import qualify
 
 # from weakest to strongest
 LOCK_MODES = (
@@ -39,7 +40,7 @@ _SAMPLE_INTERVAL = 0.002
 _TABLE_KINDS = ("r", "p", "m", "f")
 
 _PREEXISTING = """
-SELECT c.oid, c.oid::regclass::text, c.relkind, c.relfilenode
+SELECT c.oid, n.nspname, c.relname, c.relkind, c.relfilenode
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
@@ -183,7 +184,8 @@ class LockTracer:
         self._names = {}
         self._tables = set()
         self._filenodes = {}
-        for oid, name, kind, filenode in conn.execute(_PREEXISTING).fetchall():
+        for oid, schema, relation, kind, filenode in conn.execute(_PREEXISTING):
+            name = qualify(schema, relation)
             self._names[oid] = name
             if kind in _TABLE_KINDS:
                 self._tables.add(name)

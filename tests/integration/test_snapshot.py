@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from dbamgr.schema import Snapshot, diff_snapshots, take_snapshot
+from dbamgr.server import LocalCluster
+
+FIXTURE = (Path(__file__).parent / "data" / "every_object.sql").read_text()
+
+
+@pytest.fixture(scope="module")
+def fixture_snapshots(pg_cluster: LocalCluster) -> list[Snapshot]:
+    """The fixture schema built twice, in two independent databases."""
+    with pg_cluster.connect() as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_roles WHERE rolname = 'dbamgr_test_reader'"
+        ).fetchone()
+        if exists:
+            conn.execute("DROP OWNED BY dbamgr_test_reader")
+            conn.execute("DROP ROLE dbamgr_test_reader")
+    snapshots = []
+    for name in ("snap_a", "snap_b"):
+        url = pg_cluster.create_database(name)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION btree_gist")
+            script = FIXTURE
+            if name == "snap_b":
+                script = script.replace("CREATE ROLE dbamgr_test_reader;", "")
+            conn.execute(script)
+            conn.execute("CREATE SCHEMA dbamgr; CREATE TABLE dbamgr.hidden (id int)")
+            snapshots.append(take_snapshot(conn))
+    yield snapshots
+    for name in ("snap_a", "snap_b"):
+        pg_cluster.drop_database(name)
+    with pg_cluster.connect() as conn:
+        conn.execute("DROP ROLE IF EXISTS dbamgr_test_reader")
+
+
+def test_every_object_kind_is_captured(fixture_snapshots: list[Snapshot]) -> None:
+    objects = fixture_snapshots[0].objects
+    assert {"app", "public"} <= set(objects["schemas"])
+    assert objects["schemas"]["app"]["comment"] == "the application"
+    assert "citext" in objects["extensions"]
+
+    accounts = objects["tables"]["app.accounts"]
+    assert accounts["rls"] is True and accounts["comment"] == "people who pay"
+    assert any("dbamgr_test_reader=r/" in item for item in accounts["acl"])
+    columns = accounts["columns"]
+    assert columns["id"]["identity"] == "always"
+    assert columns["name"]["collation"] == "C"
+    assert columns["name"]["default"] == "'anon'::text"
+    assert columns["balance"]["type"] == "numeric(12,2)"
+    assert columns["balance"]["comment"] == "in euros"
+    assert columns["name_length"]["generated"] == "stored: length(name)"
+    assert [columns[c]["position"] for c in ("id", "email", "name")] == [1, 2, 3]
+    constraints = accounts["constraints"]
+    assert constraints["accounts_pkey"]["type"] == "primary key"
+    assert constraints["accounts_name_not_empty"]["validated"] is False
+    assert "accounts_created" in accounts["indexes"]
+    assert "WHERE" in accounts["indexes"]["accounts_created"]["definition"]
+    assert accounts["triggers"]["accounts_touch"]["enabled"] == "enabled"
+    assert accounts["policies"]["own_account"]["command"] == "SELECT"
+
+    sessions = objects["tables"]["app.sessions"]
+    assert sessions["persistence"] == "unlogged"
+    assert sessions["options"] == ["fillfactor=70"]
+    fk = sessions["constraints"]["sessions_account_id_fkey"]
+    assert fk["type"] == "foreign key" and fk["deferrable"] and fk["deferred"]
+    assert "ON DELETE CASCADE" in fk["definition"]
+    assert any(c["type"] == "exclusion" for c in sessions["constraints"].values())
+
+    assert objects["tables"]["app.events"]["kind"] == "partitioned table"
+    assert objects["tables"]["app.events"]["partition_key"] == "RANGE (at)"
+    assert objects["tables"]["app.events_2026"]["partition_of"] == "app.events"
+
+    assert objects["views"]["app.happy_accounts"]["kind"] == "view"
+    matview = objects["views"]["app.account_counts"]
+    assert matview["kind"] == "materialized view"
+    assert "account_counts_mood" in matview["indexes"]
+
+    sequence = objects["sequences"]["app.ticket_seq"]
+    assert (sequence["start"], sequence["increment"]) == (100, 5)
+    assert sequence["owned_by"] == "app.accounts.ticket"
+
+    functions = objects["functions"]
+    assert functions["app.add(a integer, b integer)"]["volatility"] == "immutable"
+    assert functions["app.reset_mood(IN who bigint)"]["kind"] == "procedure"
+    assert functions["app.total(integer)"]["kind"] == "aggregate"
+    assert "NEW.created_at" in functions["app.touch()"]["body"]
+
+    types = objects["types"]
+    assert types["app.mood"]["labels"] == ["sad", "ok", "happy"]
+    assert types["app.email"]["kind"] == "domain"
+    assert types["app.email"]["not_null"] is True
+    assert types["app.point2"]["attributes"] == [
+        "x double precision",
+        "y double precision",
+    ]
+    assert types["app.floatrange"]["subtype"] == "double precision"
+
+
+def test_dbamgr_schema_is_left_out(fixture_snapshots: list[Snapshot]) -> None:
+    objects = fixture_snapshots[0].objects
+    assert "dbamgr" not in objects["schemas"]
+    assert not any(name.startswith("dbamgr.") for name in objects["tables"])
+
+
+def test_two_builds_give_byte_identical_snapshots(
+    fixture_snapshots: list[Snapshot],
+) -> None:
+    first, second = fixture_snapshots
+    assert first.to_json() == second.to_json()
+    assert not diff_snapshots(first, second)
+
+
+def test_snapshot_survives_a_json_round_trip(
+    fixture_snapshots: list[Snapshot], tmp_path: Path
+) -> None:
+    path = tmp_path / "snap.json"
+    path.write_text(fixture_snapshots[0].to_json())
+    loaded = Snapshot.load(path)
+    assert loaded.to_json() == fixture_snapshots[0].to_json()
+    assert json.loads(path.read_text())["format"] == 1

@@ -1,0 +1,337 @@
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+from tests.conftest import ProjectFactory
+
+from dbamgr import migrations
+from dbamgr.cli import cli
+from dbamgr.server import LocalCluster
+from dbamgr.target import Target
+from dbamgr.verify import MigrationCheck, detect_drift, verify
+
+BASE_UP = """\
+CREATE TABLE users (
+    id bigint PRIMARY KEY,
+    email text NOT NULL CONSTRAINT users_email_check CHECK (email LIKE '%@%'),
+    status text NOT NULL DEFAULT 'active',
+    age integer
+);
+CREATE INDEX users_email ON users (email);
+"""
+
+
+@pytest.fixture
+def project(project_files: ProjectFactory, pg_cluster: LocalCluster) -> ProjectFactory:
+    """A project whose scratch databases go to the session's cluster."""
+    project_files.write_config(f'[server]\ndata_dir = "{pg_cluster.directory}"\n')
+    project_files.add("1", "users", BASE_UP, "DROP TABLE users;")
+    return project_files
+
+
+def check_of(project: ProjectFactory, version: int) -> MigrationCheck:
+    report = verify(project.project)
+    return next(m for m in report.migrations if m.version == version)
+
+
+def described(check: MigrationCheck) -> list[str]:
+    return [change.describe() for change in check.down_diff]
+
+
+def test_a_correct_down_passes(project: ProjectFactory) -> None:
+    project.add(
+        "2",
+        "nick",
+        "ALTER TABLE users ADD COLUMN nick text;\n"
+        "CREATE INDEX users_nick ON users (nick);",
+        "DROP INDEX users_nick;\nALTER TABLE users DROP COLUMN nick;",
+    )
+    report = verify(project.project)
+    assert report.ok
+    assert [m.status for m in report.migrations] == ["passed", "passed"]
+    check = report.migrations[1]
+    assert check.up is not None and check.down is not None
+    assert check.reup_seconds is not None
+
+
+def test_missing_index_is_caught(project: ProjectFactory) -> None:
+    project.add(
+        "2",
+        "nick",
+        "DROP INDEX users_email;\nALTER TABLE users ADD COLUMN nick text;",
+        "ALTER TABLE users DROP COLUMN nick;",
+    )
+    check = check_of(project, 2)
+    assert check.status == "failed"
+    assert described(check) == ["- table public.users: index users_email (removed)"]
+
+
+def test_wrong_default_is_caught(project: ProjectFactory) -> None:
+    project.add(
+        "2",
+        "default",
+        "ALTER TABLE users ALTER COLUMN status SET DEFAULT 'new';",
+        "ALTER TABLE users ALTER COLUMN status SET DEFAULT 'old';",
+    )
+    check = check_of(project, 2)
+    assert described(check) == [
+        "~ table public.users: column status: default: 'active'::text → 'old'::text"
+    ]
+
+
+def test_dropped_constraint_is_caught(project: ProjectFactory) -> None:
+    project.add(
+        "2",
+        "relax",
+        "ALTER TABLE users DROP CONSTRAINT users_email_check;",
+        "COMMENT ON TABLE users IS NULL;",
+    )
+    check = check_of(project, 2)
+    assert described(check) == [
+        "- table public.users: constraint users_email_check (removed)"
+    ]
+
+
+def test_changed_column_type_is_caught(project: ProjectFactory) -> None:
+    project.add(
+        "2",
+        "age",
+        "ALTER TABLE users ALTER COLUMN age TYPE bigint;",
+        "ALTER TABLE users ALTER COLUMN age TYPE numeric;",
+    )
+    check = check_of(project, 2)
+    assert described(check) == [
+        "~ table public.users: column age: type: integer → numeric"
+    ]
+
+
+def test_leftover_function_is_caught(project: ProjectFactory) -> None:
+    project.add(
+        "2",
+        "helper",
+        "CREATE FUNCTION user_count() RETURNS bigint LANGUAGE sql "
+        "RETURN (SELECT count(*) FROM users);\nCREATE TABLE audit (id int);",
+        "DROP TABLE audit;",
+    )
+    check = check_of(project, 2)
+    assert described(check) == ["+ function public.user_count() (added)"]
+
+
+def test_a_down_that_loses_rows_is_caught(project: ProjectFactory) -> None:
+    seeds = project.root / "seeds"
+    seeds.mkdir()
+    (seeds / "users.sql").write_text(
+        "INSERT INTO users (id, email) VALUES (1, 'a@x'), (2, 'b@x'), (3, 'c@x');"
+    )
+    project.add(
+        "2",
+        "nick",
+        "ALTER TABLE users ADD COLUMN nick text;",
+        "DELETE FROM users WHERE id > 1;\nALTER TABLE users DROP COLUMN nick;",
+    )
+    report = verify(project.project)
+    assert report.seeds_loaded == ["users.sql"]
+    check = report.migrations[1]
+    assert check.status == "failed"
+    assert check.data_problems == ["table public.users had 3 row(s), now 1"]
+    assert not check.down_diff
+
+
+def test_changed_row_content_is_caught_and_declared_loss_is_allowed(
+    project: ProjectFactory,
+) -> None:
+    (project.root / "seeds").mkdir()
+    (project.root / "seeds" / "users.sql").write_text(
+        "INSERT INTO users (id, email) VALUES (1, 'a@x');"
+    )
+    project.add(
+        "2",
+        "lower",
+        "UPDATE users SET email = upper(email);",
+        "UPDATE users SET email = email || '!';",
+    )
+    check = check_of(project, 2)
+    assert check.data_problems == [
+        "table public.users kept 1 row(s) but their content changed"
+    ]
+    project.add(
+        "3",
+        "purge",
+        "-- dbamgr:data-loss the test accounts go\nALTER TABLE users ADD COLUMN x int;",
+        "DELETE FROM users;\nALTER TABLE users DROP COLUMN x;",
+    )
+    (project.migrations / "2_lower" / "down.sql").write_text(
+        "UPDATE users SET email = lower(email);"
+    )
+    report = verify(project.project)
+    purge = report.migrations[2]
+    assert purge.status == "passed"
+    assert any("declares data loss" in note for note in purge.notes)
+
+
+def lock_of(check: MigrationCheck, direction: str, table: str) -> tuple[str, bool]:
+    phase = check.up if direction == "up" else check.down
+    assert phase is not None
+    lock = next(lock for lock in phase.locks if lock.relation == table)
+    return lock.mode, lock.rewritten
+
+
+def test_lock_trace_reports_locks_and_rewrites(project: ProjectFactory) -> None:
+    (project.root / "seeds").mkdir()
+    (project.root / "seeds" / "users.sql").write_text(
+        "INSERT INTO users (id, email) SELECT g, g || '@x' "
+        "FROM generate_series(1, 2000) g;"
+    )
+    project.add(
+        "2",
+        "volatile_default",
+        "ALTER TABLE users ADD COLUMN token double precision DEFAULT random();",
+        "ALTER TABLE users DROP COLUMN token;",
+    )
+    project.add(
+        "3",
+        "bigint",
+        "ALTER TABLE users ALTER COLUMN age TYPE bigint;",
+        "ALTER TABLE users ALTER COLUMN age TYPE integer;",
+    )
+    project.add(
+        "4",
+        "index",
+        "CREATE INDEX users_status ON users (status);",
+        "DROP INDEX users_status;",
+    )
+    project.add(
+        "5",
+        "concurrent_index",
+        "-- dbamgr:no-transaction\nCREATE INDEX CONCURRENTLY users_age ON users (age);",
+        "-- dbamgr:no-transaction\nDROP INDEX CONCURRENTLY users_age;",
+    )
+    report = verify(project.project)
+    assert report.ok, [m.failures for m in report.failed]
+    checks = {m.version: m for m in report.migrations}
+    assert lock_of(checks[2], "up", "public.users") == ("AccessExclusiveLock", True)
+    assert lock_of(checks[3], "up", "public.users") == ("AccessExclusiveLock", True)
+    assert lock_of(checks[4], "up", "public.users") == ("ShareLock", False)
+    concurrent = checks[5].up
+    assert concurrent is not None
+    assert not any(lock.blocks_writes for lock in concurrent.locks)
+    assert all(trace.sampled for trace in concurrent.statements)
+
+
+def test_access_exclusive_held_during_later_statements_is_flagged(
+    project: ProjectFactory,
+) -> None:
+    project.add(
+        "2",
+        "two_steps",
+        "ALTER TABLE users ADD COLUMN a int;\nSELECT pg_sleep(0.05);\n"
+        "UPDATE users SET a = 1;",
+        "ALTER TABLE users DROP COLUMN a;",
+    )
+    check = check_of(project, 2)
+    assert check.up is not None
+    lock = next(lock for lock in check.up.locks if lock.relation == "public.users")
+    assert lock.held_while == [2, 3]
+    assert lock.held_seconds >= 0.05
+
+
+def test_irreversible_migration_is_applied_but_not_counted_as_verified(
+    project: ProjectFactory,
+) -> None:
+    project.add(
+        "2",
+        "drop_age",
+        "-- dbamgr:irreversible age data goes\nALTER TABLE users DROP COLUMN age;",
+        None,
+    )
+    project.add("3", "after", "CREATE TABLE t (id int);", "DROP TABLE t;")
+    report = verify(project.project)
+    assert [m.status for m in report.migrations] == ["passed", "irreversible", "passed"]
+    assert report.ok
+
+
+def test_verify_from_a_version_checks_only_the_later_ones(
+    project: ProjectFactory,
+) -> None:
+    project.add("2", "a", "CREATE TABLE a (id int);", "DROP TABLE a;")
+    project.add("3", "b", "CREATE TABLE b (id int);", "DROP TABLE b;")
+    report = verify(project.project, from_version="3")
+    assert report.applied_first == 2
+    assert [m.version for m in report.migrations] == [3]
+
+
+def test_failing_up_stops_verify_with_the_error(project: ProjectFactory) -> None:
+    project.add("2", "bad", "ALTER TABLE users ADD COLUMN x nosuchtype;", "SELECT 1;")
+    project.add("3", "later", "CREATE TABLE t (id int);", "DROP TABLE t;")
+    report = verify(project.project)
+    assert [m.status for m in report.migrations] == ["passed", "failed"]
+    assert "nosuchtype" in report.migrations[1].failures[0]
+
+
+def test_verify_cli_exits_1_with_the_diff(project: ProjectFactory) -> None:
+    project.add(
+        "2",
+        "default",
+        "ALTER TABLE users ALTER COLUMN status SET DEFAULT 'new';",
+        "ALTER TABLE users ALTER COLUMN status SET DEFAULT 'old';",
+    )
+    runner = CliRunner()
+    result = runner.invoke(cli, ["-C", str(project.root), "verify"])
+    assert result.exit_code == 1
+    assert "column status: default: 'active'::text → 'old'::text" in result.output
+    as_json = runner.invoke(cli, ["-C", str(project.root), "verify", "--json"])
+    payload = json.loads(as_json.stdout)
+    assert payload["migrations"][1]["status"] == "failed"
+    assert payload["migrations"][1]["down_diff"][0]["attribute"] == "default"
+
+
+def test_drift_finds_hand_made_changes(project: ProjectFactory, target: Target) -> None:
+    project.add("2", "orders", "CREATE TABLE orders (id int);", "DROP TABLE orders;")
+    migrations.up(project.project, target)
+    clean = detect_drift(project.project, target)
+    assert not clean.drifted and clean.replayed == 2
+
+    with psycopg.connect(target.url, autocommit=True) as conn:
+        conn.execute("CREATE INDEX by_hand ON users (status)")
+        conn.execute("ALTER TABLE users ALTER COLUMN age TYPE bigint")
+    report = detect_drift(project.project, target)
+    assert sorted(c.describe() for c in report.changes) == [
+        "+ table public.users: index by_hand (added)",
+        "~ table public.users: column age: type: integer → bigint",
+    ]
+    result = CliRunner().invoke(
+        cli, ["-C", str(project.root), "drift"], env={"DATABASE_URL": target.url}
+    )
+    assert result.exit_code == 1
+    assert "by_hand" in result.output
+
+
+def test_schema_diff_between_migrations_and_a_database(
+    project: ProjectFactory, target: Target
+) -> None:
+    project.add("2", "orders", "CREATE TABLE orders (id int);", "DROP TABLE orders;")
+    migrations.up(project.project, target, to="1")
+    runner = CliRunner()
+    args = ["-C", str(project.root), "schema", "diff", target.url, "migrations@2"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 1
+    assert "+ table public.orders (added)" in result.output
+    same = runner.invoke(
+        cli, ["-C", str(project.root), "schema", "diff", target.url, "migrations@1"]
+    )
+    assert same.exit_code == 0, same.output
+    dumped = runner.invoke(
+        cli,
+        ["-C", str(project.root), "schema", "dump", "--json"],
+        env={"DATABASE_URL": target.url},
+    )
+    snapshot_file = project.root / "snap.json"
+    snapshot_file.write_text(dumped.stdout)
+    from_file = runner.invoke(
+        cli,
+        ["-C", str(project.root), "schema", "diff", str(snapshot_file), "migrations@1"],
+    )
+    assert from_file.exit_code == 0, from_file.output
