@@ -90,6 +90,11 @@ def _render_report(report: VerifyReport, details: bool) -> None:
 )
 @click.option("--no-data-check", is_flag=True, help="Skip the row check.")
 @click.option("--locks", "details", is_flag=True, help="Show every statement's locks.")
+@click.option(
+    "--full-snapshots",
+    is_flag=True,
+    help="Read the whole schema at every step (slower, no change tracking).",
+)
 @json_option
 @pass_app
 def verify(
@@ -98,6 +103,7 @@ def verify(
     server_url: str | None,
     no_data_check: bool,
     details: bool,
+    full_snapshots: bool,
     as_json: bool,
 ) -> None:
     """Prove each migration reversible: up, down, up on a scratch database.
@@ -116,6 +122,7 @@ def verify(
         server_url=server_url,
         from_version=from_version,
         data_check=not no_data_check,
+        snapshots="full" if full_snapshots else "incremental",
         on_progress=progress,
     )
     if as_json:

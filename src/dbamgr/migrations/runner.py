@@ -229,36 +229,38 @@ class Session:
 
     def _execute(self, plan: Plan, resume_at: int) -> None:
         conn = self.conn
-        steps = plan.steps
+        indexed = list(enumerate(plan.steps))
         if resume_at:
             # settings are per session: restore them, then go on where we failed
             settings = [
-                step for step in steps[:resume_at] if step.sql.startswith("SET ")
+                (i, step)
+                for i, step in indexed[:resume_at]
+                if step.sql.startswith("SET ")
             ]
-            steps = settings + steps[resume_at:]
-            offset = resume_at - len(settings)
-        else:
-            offset = 0
+            indexed = settings + indexed[resume_at:]
         observer = self.observer
         if observer is not None:
             observer.plan_started(conn, plan)
         with conn.cursor() as cur:
-            for index, step in enumerate(steps):
-                watched = observer is not None and step.statement is not None
-                if step.statement is not None:
-                    logger.debug("%s", step.sql)
+            for batch in _batches(indexed):
+                first, step = batch[0]
                 try:
-                    if watched:
-                        assert observer is not None
+                    if step.statement is None:
+                        # dbamgr's own statements between two of the migration's
+                        # travel together: one round trip instead of several
+                        cur.execute("; ".join(s.sql for _, s in batch))
+                    elif observer is None:
+                        logger.debug("%s", step.sql)
+                        cur.execute(step.sql)
+                    else:
+                        logger.debug("%s", step.sql)
                         observer.statement_started(conn, plan, step)
                         started = time.perf_counter()
                         cur.execute(step.sql)
                         seconds = time.perf_counter() - started
                         observer.statement_finished(conn, plan, step, seconds)
-                    else:
-                        cur.execute(step.sql)
                 except psycopg.Error as exc:
-                    exc.dbamgr_step = index + offset  # type: ignore[attr-defined]
+                    exc.dbamgr_step = first  # type: ignore[attr-defined]
                     raise
 
     def _after_failure(self, plan: Plan, lost: bool) -> None:
@@ -301,6 +303,19 @@ class Session:
         step = plan.steps[failed_at] if failed_at < len(plan.steps) else None
         statement = step.statement if step else None
         return migration_failure(plan, statement, exc)
+
+
+def _batches(indexed: list[tuple[int, Step]]) -> list[list[tuple[int, Step]]]:
+    """Group the steps: each of the migration's statements alone, runs of
+    dbamgr's own statements together."""
+    batches: list[list[tuple[int, Step]]] = []
+    for index, step in indexed:
+        own = step.statement is None
+        if own and batches and batches[-1][0][1].statement is None:
+            batches[-1].append((index, step))
+        else:
+            batches.append([(index, step)])
+    return batches
 
 
 def _first_line(text: str) -> str:

@@ -9,9 +9,6 @@ with it), as are the system schemas and the schemas given as excluded.
 
 from __future__ import annotations
 
-# relations of these kinds are tables (plain, partitioned, foreign)
-TABLE_KINDS = ("r", "p", "f")
-
 
 def _member_of_extension(catalog: str, alias: str) -> str:
     return (
@@ -20,14 +17,34 @@ def _member_of_extension(catalog: str, alias: str) -> str:
     )
 
 
-def _sorted_acl(column: str) -> str:
-    return f"(SELECT array_agg(x::text ORDER BY x::text) FROM unnest({column}) x)"
+def _comment(oid: str, catalog: str, subid: str = "0") -> str:
+    # a direct lookup: obj_description() is a SQL function, many times slower
+    return (
+        f"(SELECT ds.description FROM pg_description ds WHERE ds.objoid = {oid} "
+        f"AND ds.classoid = '{catalog}'::regclass AND ds.objsubid = {subid})"
+    )
+
+
+def _sorted_acl(column: str, kind: str | None = None, owner: str | None = None) -> str:
+    # NULL means the default privileges, which a GRANT then REVOKE spells out:
+    # compare the spelled-out form, so that the two read the same
+    source = f"coalesce({column}, acldefault('{kind}', {owner}))" if kind else column
+    return f"(SELECT array_agg(x::text ORDER BY x::text) FROM unnest({source}) x)"
+
+
+def _only(column: str, kind: str) -> str:
+    return f"(%({kind})s::oid[] IS NULL OR {column} = ANY(%({kind})s::oid[]))"
+
+
+ONLY_KINDS = ("schemas", "relations", "functions", "types", "extensions")
 
 
 def snapshot_query(server_version: int) -> str:
     """The snapshot query for a server of *server_version* (e.g. 150004).
 
-    It takes one parameter, ``excluded``: schema names to leave out.
+    Its parameters: ``excluded``, schema names to leave out; and, for each of
+    :data:`ONLY_KINDS`, an array of oids to read only those objects of that kind,
+    or NULL for all of them.
     """
     if server_version >= 140000:
         body = (
@@ -38,7 +55,7 @@ def snapshot_query(server_version: int) -> str:
         body = "p.prosrc"
     return f"""
 WITH ns AS (
-    SELECT n.oid, n.nspname, n.nspacl
+    SELECT n.oid, n.nspname, n.nspacl, n.nspowner
     FROM pg_namespace n
     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
       AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
@@ -50,22 +67,23 @@ rels AS (
     FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')
       AND NOT {_member_of_extension("pg_class", "c")}
+      AND {_only("c.oid", "relations")}
 )
 SELECT json_build_object(
 'schemas', (
     SELECT json_agg(json_build_object(
-        'name', ns.nspname,
-        'comment', obj_description(ns.oid, 'pg_namespace'),
-        'acl', {_sorted_acl("ns.nspacl")}))
-    FROM ns),
+        'oid', ns.oid, 'name', ns.nspname,
+        'comment', {_comment("ns.oid", "pg_namespace")},
+        'acl', {_sorted_acl("ns.nspacl", "n", "ns.nspowner")}))
+    FROM ns WHERE {_only("ns.oid", "schemas")}),
 'relations', (
     SELECT json_agg(json_build_object(
-        'schema', r.nspname, 'name', r.relname, 'kind', r.relkind,
+        'oid', r.oid, 'schema', r.nspname, 'name', r.relname, 'kind', r.relkind,
         'persistence', r.relpersistence,
         'rls', r.relrowsecurity, 'rls_forced', r.relforcerowsecurity,
         'options', (SELECT array_agg(o ORDER BY o) FROM unnest(r.reloptions) o),
-        'acl', {_sorted_acl("r.relacl")},
-        'comment', obj_description(r.oid, 'pg_class'),
+        'acl', {_sorted_acl("r.relacl", "r", "r.relowner")},
+        'comment', {_comment("r.oid", "pg_class")},
         'partition_key', CASE WHEN r.relkind = 'p'
                               THEN pg_get_partkeydef(r.oid) END,
         'partition_of', (SELECT pr.oid::regclass::text FROM pg_inherits i
@@ -82,6 +100,7 @@ SELECT json_build_object(
 'columns', (
     SELECT json_agg(col) FROM (SELECT json_build_object(
         'schema', r.nspname, 'relation', r.relname, 'name', a.attname,
+        'attnum', a.attnum,
         'position', row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum),
         'type', format_type(a.atttypid, a.atttypmod),
         'not_null', a.attnotnull,
@@ -94,7 +113,7 @@ SELECT json_build_object(
         'collation', CASE WHEN a.attcollation <> t.typcollation
                           THEN (SELECT co.collname FROM pg_collation co
                                 WHERE co.oid = a.attcollation) END,
-        'comment', col_description(a.attrelid, a.attnum),
+        'comment', {_comment("a.attrelid", "pg_class", "a.attnum")},
         'acl', {_sorted_acl("a.attacl")}) AS col
     FROM pg_attribute a
     JOIN rels r ON r.oid = a.attrelid
@@ -107,7 +126,7 @@ SELECT json_build_object(
         'type', c.contype, 'definition', pg_get_constraintdef(c.oid, true),
         'deferrable', c.condeferrable, 'deferred', c.condeferred,
         'validated', c.convalidated,
-        'comment', obj_description(c.oid, 'pg_constraint')))
+        'comment', {_comment("c.oid", "pg_constraint")}))
     FROM pg_constraint c JOIN rels r ON r.oid = c.conrelid
     -- NOT NULL constraints (catalogued since PostgreSQL 18) are the columns'
     -- not_null, so that snapshots of different versions compare
@@ -119,7 +138,7 @@ SELECT json_build_object(
         'valid', i.indisvalid,
         'constraint', (SELECT c.conname FROM pg_constraint c
                        WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid),
-        'comment', obj_description(ic.oid, 'pg_class')))
+        'comment', {_comment("ic.oid", "pg_class")}))
     FROM pg_index i
     JOIN rels r ON r.oid = i.indrelid
     JOIN pg_class ic ON ic.oid = i.indexrelid),
@@ -127,7 +146,7 @@ SELECT json_build_object(
     SELECT json_agg(json_build_object(
         'schema', r.nspname, 'relation', r.relname, 'name', t.tgname,
         'definition', pg_get_triggerdef(t.oid, true), 'enabled', t.tgenabled,
-        'comment', obj_description(t.oid, 'pg_trigger')))
+        'comment', {_comment("t.oid", "pg_trigger")}))
     FROM pg_trigger t JOIN rels r ON r.oid = t.tgrelid
     WHERE NOT t.tgisinternal),
 'policies', (
@@ -142,7 +161,7 @@ SELECT json_build_object(
     FROM pg_policy p JOIN rels r ON r.oid = p.polrelid),
 'sequences', (
     SELECT json_agg(json_build_object(
-        'schema', r.nspname, 'name', r.relname,
+        'oid', r.oid, 'schema', r.nspname, 'name', r.relname,
         'type', format_type(s.seqtypid, NULL), 'start', s.seqstart,
         'increment', s.seqincrement, 'min', s.seqmin, 'max', s.seqmax,
         'cycle', s.seqcycle, 'cache', s.seqcache,
@@ -153,12 +172,12 @@ SELECT json_build_object(
                      WHERE d.classid = 'pg_class'::regclass AND d.objid = r.oid
                        AND d.refclassid = 'pg_class'::regclass
                        AND d.deptype IN ('a', 'i') LIMIT 1),
-        'acl', {_sorted_acl("r.relacl")},
-        'comment', obj_description(r.oid, 'pg_class')))
+        'acl', {_sorted_acl("r.relacl", "s", "r.relowner")},
+        'comment', {_comment("r.oid", "pg_class")}))
     FROM rels r JOIN pg_sequence s ON s.seqrelid = r.oid),
 'functions', (
     SELECT json_agg(json_build_object(
-        'schema', ns.nspname, 'name', p.proname,
+        'oid', p.oid, 'schema', ns.nspname, 'name', p.proname,
         'identity', pg_get_function_identity_arguments(p.oid),
         'kind', p.prokind,
         'arguments', pg_get_function_arguments(p.oid),
@@ -174,19 +193,20 @@ SELECT json_build_object(
                           'state_type', format_type(ag.aggtranstype, NULL),
                           'initial', ag.agginitval)
                       FROM pg_aggregate ag WHERE ag.aggfnoid = p.oid),
-        'acl', {_sorted_acl("p.proacl")},
-        'comment', obj_description(p.oid, 'pg_proc')))
+        'acl', {_sorted_acl("p.proacl", "f", "p.proowner")},
+        'comment', {_comment("p.oid", "pg_proc")}))
     FROM pg_proc p
     JOIN ns ON ns.oid = p.pronamespace
     JOIN pg_language l ON l.oid = p.prolang
     WHERE NOT {_member_of_extension("pg_proc", "p")}
+      AND {_only("p.oid", "functions")}
       -- functions made by the system for another object (multirange constructors)
       AND NOT EXISTS (SELECT 1 FROM pg_depend d
                       WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                         AND d.deptype = 'i')),
 'types', (
     SELECT json_agg(json_build_object(
-        'schema', ns.nspname, 'name', t.typname, 'kind', t.typtype,
+        'oid', t.oid, 'schema', ns.nspname, 'name', t.typname, 'kind', t.typtype,
         'labels', (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder)
                    FROM pg_enum e WHERE e.enumtypid = t.oid),
         'base_type', CASE WHEN t.typtype = 'd'
@@ -207,17 +227,39 @@ SELECT json_build_object(
                          AND a.attnum > 0 AND NOT a.attisdropped),
         'subtype', (SELECT format_type(rg.rngsubtype, NULL) FROM pg_range rg
                     WHERE rg.rngtypid = t.oid),
-        'acl', {_sorted_acl("t.typacl")},
-        'comment', obj_description(t.oid, 'pg_type')))
+        'acl', {_sorted_acl("t.typacl", "T", "t.typowner")},
+        'comment', {_comment("t.oid", "pg_type")}))
     FROM pg_type t JOIN ns ON ns.oid = t.typnamespace
     WHERE t.typtype IN ('e', 'd', 'r', 'c')
       AND (t.typtype <> 'c' OR (SELECT c.relkind FROM pg_class c
                                 WHERE c.oid = t.typrelid) = 'c')
-      AND NOT {_member_of_extension("pg_type", "t")}),
+      AND NOT {_member_of_extension("pg_type", "t")}
+      AND {_only("t.oid", "types")}),
+'parts', (
+    -- constraints (internal ones too), triggers, policies and defaults, with the
+    -- relation or type they belong to: a refresh maps a dropped one to its owner
+    SELECT json_agg(json_build_array(x.catalog, x.oid, x.owner_class, x.owner))
+    FROM (SELECT 'pg_constraint' AS catalog, c.oid,
+                 CASE WHEN c.contypid <> 0 THEN 'type' ELSE 'rel' END AS owner_class,
+                 CASE WHEN c.contypid <> 0 THEN c.contypid ELSE c.conrelid END AS owner
+          FROM pg_constraint c
+          WHERE c.conrelid IN (SELECT oid FROM rels)
+             OR c.contypid IN (SELECT t.oid FROM pg_type t JOIN ns
+                               ON ns.oid = t.typnamespace WHERE t.typtype = 'd')
+          UNION ALL
+          SELECT 'pg_trigger', t.oid, 'rel', t.tgrelid FROM pg_trigger t
+          WHERE t.tgrelid IN (SELECT oid FROM rels)
+          UNION ALL
+          SELECT 'pg_policy', p.oid, 'rel', p.polrelid FROM pg_policy p
+          WHERE p.polrelid IN (SELECT oid FROM rels)
+          UNION ALL
+          SELECT 'pg_attrdef', d.oid, 'rel', d.adrelid FROM pg_attrdef d
+          WHERE d.adrelid IN (SELECT oid FROM rels)) x),
 'extensions', (
     SELECT json_agg(json_build_object(
-        'name', e.extname, 'schema', n.nspname, 'version', e.extversion))
+        'oid', e.oid, 'name', e.extname, 'schema', n.nspname,
+        'version', e.extversion))
     FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-    WHERE e.extname <> 'plpgsql')
+    WHERE e.extname <> 'plpgsql' AND {_only("e.oid", "extensions")})
 )
 """

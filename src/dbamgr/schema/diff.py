@@ -112,6 +112,8 @@ def diff_snapshots(before: Snapshot, after: Snapshot) -> SchemaDiff:
         new_objects = after.objects.get(kind, {})
         for name in sorted(set(old_objects) | set(new_objects)):
             old, new = old_objects.get(name), new_objects.get(name)
+            if old == new:
+                continue
             label = _label(kind, new if new is not None else old)
             if old is None:
                 changes.append(Change(ADDED, label, name))
@@ -162,6 +164,8 @@ def _nested_changes(
     changes = []
     for part_name in sorted(set(old) | set(new)):
         was, now = old.get(part_name), new.get(part_name)
+        if was == now:
+            continue
         if was is None:
             changes.append(Change(ADDED, label, name, part, part_name))
         elif now is None:

@@ -21,9 +21,10 @@ from typing import Any
 import psycopg
 
 from dbamgr.errors import UsageError
-from dbamgr.schema.catalog import snapshot_query
+from dbamgr.schema.catalog import ONLY_KINDS, snapshot_query
 
 FORMAT = 1
+_GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
 KINDS = ("schemas", "extensions", "types", "sequences", "tables", "views", "functions")
 NESTED = ("columns", "constraints", "indexes", "triggers", "policies")
 
@@ -109,6 +110,20 @@ class Snapshot:
 
     objects: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     server_version: int = 0
+    # catalog class ("rel", "proc", "type", "schema", "ext") -> oid -> (kind, name);
+    # and relation name -> attnum -> column name. Not part of the model: they let
+    # a SnapshotCache refresh only what changed.
+    catalog: dict[str, dict[int, tuple[str, str]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    attnums: dict[str, dict[int, str]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    # (catalog, oid) of a constraint, trigger, policy or default -> (class, oid)
+    # of the object it belongs to
+    parts: dict[tuple[str, int], tuple[str, int]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,17 +181,55 @@ def build_snapshot(raw: dict[str, Any], server_version: int) -> Snapshot:
     """Turn the catalog query's JSON into a :class:`Snapshot`."""
     objects: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
     for row in _rows(raw, "schemas"):
-        objects["schemas"][quote_name(row["name"])] = _without(row, "name")
+        objects["schemas"][quote_name(row["name"])] = _without(row, "name", "oid")
     for row in _rows(raw, "extensions"):
-        objects["extensions"][quote_name(row["name"])] = _without(row, "name")
+        objects["extensions"][quote_name(row["name"])] = _without(row, "name", "oid")
     for row in _rows(raw, "sequences"):
         name = qualify(row["schema"], row["name"])
-        objects["sequences"][name] = _without(row, "schema", "name")
+        objects["sequences"][name] = _without(row, "schema", "name", "oid")
     relations = _add_relations(objects, raw)
-    _add_parts(relations, raw)
+    snapshot = Snapshot(objects, server_version)
+    snapshot.attnums = _add_parts(relations, raw)
     _add_functions(objects, raw)
     _add_types(objects, raw)
-    return Snapshot(objects, server_version)
+    snapshot.catalog = _catalog_index(raw)
+    snapshot.parts = _part_index(raw)
+    return snapshot
+
+
+def _part_index(raw: dict[str, Any]) -> dict[tuple[str, int], tuple[str, int]]:
+    return {
+        (catalog, int(oid)): (owner_class, int(owner))
+        for catalog, oid, owner_class, owner in _rows(raw, "parts")
+    }
+
+
+def _catalog_index(raw: dict[str, Any]) -> dict[str, dict[int, tuple[str, str]]]:
+    index: dict[str, dict[int, tuple[str, str]]] = {
+        "rel": {},
+        "proc": {},
+        "type": {},
+        "schema": {},
+        "ext": {},
+    }
+    for row in _rows(raw, "relations"):
+        kind = "views" if row["kind"] in ("v", "m") else "tables"
+        index["rel"][int(row["oid"])] = (kind, qualify(row["schema"], row["name"]))
+    for row in _rows(raw, "sequences"):
+        index["rel"][int(row["oid"])] = (
+            "sequences",
+            qualify(row["schema"], row["name"]),
+        )
+    for row in _rows(raw, "functions"):
+        name = f"{qualify(row['schema'], row['name'])}({row['identity']})"
+        index["proc"][int(row["oid"])] = ("functions", name)
+    for row in _rows(raw, "types"):
+        index["type"][int(row["oid"])] = ("types", qualify(row["schema"], row["name"]))
+    for row in _rows(raw, "schemas"):
+        index["schema"][int(row["oid"])] = ("schemas", quote_name(row["name"]))
+    for row in _rows(raw, "extensions"):
+        index["ext"][int(row["oid"])] = ("extensions", quote_name(row["name"]))
+    return index
 
 
 def _add_relations(
@@ -185,7 +238,7 @@ def _add_relations(
     relations: dict[str, dict[str, Any]] = {}
     for row in _rows(raw, "relations"):
         name = qualify(row["schema"], row["name"])
-        attributes = _without(row, "schema", "name", "kind", "persistence")
+        attributes = _without(row, "schema", "name", "kind", "persistence", "oid")
         attributes["kind"] = _RELATION_KINDS[row["kind"]]
         attributes["persistence"] = _PERSISTENCE[row["persistence"]]
         for nested in NESTED:
@@ -201,11 +254,15 @@ def _add_relations(
     return relations
 
 
-def _add_parts(relations: dict[str, dict[str, Any]], raw: dict[str, Any]) -> None:
-    """Columns, constraints, indexes, triggers and policies, into their relation."""
+def _add_parts(
+    relations: dict[str, dict[str, Any]], raw: dict[str, Any]
+) -> dict[str, dict[int, str]]:
+    """Columns, constraints, indexes, triggers and policies, into their relation;
+    returns each relation's column names by attnum."""
+    attnums: dict[str, dict[int, str]] = {}
     for nested in NESTED:
         for row in _rows(raw, nested):
-            part = _without(row, "schema", "relation", "name")
+            part = _without(row, "schema", "relation", "name", "attnum")
             if nested == "columns":
                 part["identity"] = _IDENTITY.get(row["identity"] or "")
                 if row["generated"]:
@@ -217,8 +274,11 @@ def _add_parts(relations: dict[str, dict[str, Any]], raw: dict[str, Any]) -> Non
                 part["enabled"] = _TRIGGER_STATE.get(row["enabled"], row["enabled"])
             elif nested == "policies":
                 part["command"] = _POLICY_COMMANDS.get(row["command"], row["command"])
-            owner = relations[qualify(row["schema"], row["relation"])]
-            owner[nested][row["name"]] = part
+            relation = qualify(row["schema"], row["relation"])
+            relations[relation][nested][row["name"]] = part
+            if nested == "columns":
+                attnums.setdefault(relation, {})[row["attnum"]] = row["name"]
+    return attnums
 
 
 def _add_functions(
@@ -226,7 +286,7 @@ def _add_functions(
 ) -> None:
     for row in _rows(raw, "functions"):
         name = f"{qualify(row['schema'], row['name'])}({row['identity']})"
-        function = _without(row, "schema", "name", "identity")
+        function = _without(row, "schema", "name", "identity", "oid")
         function["kind"] = _FUNCTION_KINDS[row["kind"]]
         function["volatility"] = _VOLATILITY[row["volatility"]]
         function["parallel"] = _PARALLEL[row["parallel"]]
@@ -253,17 +313,26 @@ def _add_types(
 
 
 def take_snapshot(
-    conn: psycopg.Connection[Any], *, exclude_schemas: Iterable[str] = ("dbamgr",)
+    conn: psycopg.Connection[Any],
+    *,
+    exclude_schemas: Iterable[str] = ("dbamgr",),
+    only: dict[str, list[int]] | None = None,
 ) -> Snapshot:
     """Read the schema of the database *conn* is connected to, in one query.
 
     The schemas in *exclude_schemas* (dbamgr's own, by default) are left out.
+    With *only* (a kind of :data:`~dbamgr.schema.catalog.ONLY_KINDS` -> oids), the
+    snapshot holds just those objects (none of the kinds not named).
     """
     version = conn.info.server_version
     query = snapshot_query(version)
     with conn.cursor() as cur:
-        # prepared: verify takes hundreds of snapshots on one connection
-        params = {"excluded": list(exclude_schemas)}
+        # Prepared, with one generic plan: verify takes hundreds of snapshots on
+        # one connection, and planning this query costs more than running it.
+        cur.execute(_GENERIC_PLANS)
+        params: dict[str, Any] = {"excluded": list(exclude_schemas)}
+        for kind in ONLY_KINDS:
+            params[kind] = None if only is None else list(only.get(kind, []))
         cur.execute(query, params, prepare=True)
         row = cur.fetchone()
     raw = row[0] if row and row[0] else {}

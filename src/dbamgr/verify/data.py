@@ -68,3 +68,27 @@ def compare_fingerprints(
                 f"table {name} kept {old.rows} row(s) but their content changed"
             )
     return problems
+
+
+class RowCache:
+    """Fingerprints kept between steps, recomputed only for tables that may have
+    been written since: a write takes ROW EXCLUSIVE or a stronger lock, which the
+    lock trace records."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        self.known: dict[str, Fingerprint] = {}
+
+    def get(self, tables: list[str]) -> dict[str, Fingerprint]:
+        """The fingerprint of each of *tables*, computing the missing ones."""
+        missing = [name for name in tables if name not in self.known]
+        self.known.update(fingerprint_tables(self.conn, missing))
+        return {name: self.known[name] for name in tables if name in self.known}
+
+    def forget(self, written: set[str] | None) -> None:
+        """Drop what *written* may have changed (None: everything)."""
+        if written is None:
+            self.known.clear()
+        else:
+            for name in written:
+                self.known.pop(name, None)

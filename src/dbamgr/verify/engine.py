@@ -19,14 +19,16 @@ from typing import Any
 import psycopg
 
 from dbamgr.config import Project
+from dbamgr.db import connect
 from dbamgr.errors import MigrationError, UsageError
 from dbamgr.migrations.plan import DOWN, UP, build_plan
 from dbamgr.migrations.runner import Session
 from dbamgr.migrations.scratch import scratch_target
 from dbamgr.migrations.source import Migration, load_migrations, parse_version
 from dbamgr.schema.diff import Change, diff_snapshots
-from dbamgr.schema.snapshot import Snapshot, take_snapshot
-from dbamgr.verify.data import compare_fingerprints, data_tables, fingerprint_tables
+from dbamgr.schema.incremental import SnapshotCache
+from dbamgr.schema.snapshot import Snapshot
+from dbamgr.verify.data import RowCache, compare_fingerprints, data_tables
 from dbamgr.verify.locks import LockTracer, StatementTrace, TableLock, summarize
 
 logger = logging.getLogger(__name__)
@@ -95,7 +97,9 @@ class _Seeds:
         self.pending = sorted(directory.glob("*.sql")) if directory.is_dir() else []
         self.loaded: list[str] = []
 
-    def load_ready(self, conn: psycopg.Connection[Any]) -> None:
+    def load_ready(self, conn: psycopg.Connection[Any]) -> bool:
+        """Load the seed files the schema takes now; return whether any loaded."""
+        loaded = False
         for path in list(self.pending):
             try:
                 with conn.transaction():
@@ -109,20 +113,45 @@ class _Seeds:
                 ) from exc
             self.pending.remove(path)
             self.loaded.append(path.name)
+            loaded = True
+        return loaded
 
 
 class _Verifier:
     def __init__(
-        self, project: Project, session: Session, report: VerifyReport
+        self,
+        project: Project,
+        session: Session,
+        report: VerifyReport,
+        snapshots: str = "incremental",
     ) -> None:
         self.project = project
         self.session = session
         self.report = report
-        self.excluded = (project.config.migrations.history_schema,)
-        self.tracer = LockTracer(session.target.url)
+        excluded = (project.config.migrations.history_schema,)
+        # Snapshots are read on a connection of their own: psycopg drops every
+        # prepared statement of a connection that runs DDL, and planning the
+        # catalog query costs more than running it.
+        self.reader = connect(session.target.url, purpose="verify snapshots")
+        self.cache = SnapshotCache(self.reader, excluded, mode=snapshots)
+        self.tracer = LockTracer(session.target.url, self.reader)
+        self.rows = RowCache(self.reader)
 
     def snapshot(self) -> Snapshot:
-        return take_snapshot(self.session.conn, exclude_schemas=self.excluded)
+        """The whole schema, read afresh."""
+        return self.cache.full()
+
+    def run_and_snapshot(
+        self, migration: Migration, direction: str, *, detailed: bool = True
+    ) -> tuple[PhaseTrace, Snapshot]:
+        """Run one direction with the lock trace (per statement if *detailed*,
+        else only what the whole run locked); return it and the new schema,
+        re-reading only what the run may have changed."""
+        self.cache.start()
+        self.tracer.detailed = detailed
+        phase = self.run(migration, direction, traced=True)
+        self.rows.forget(self.tracer.written())
+        return phase, self.cache.refresh(self.tracer.touched())
 
     def run(self, migration: Migration, direction: str, traced: bool) -> PhaseTrace:
         plan = build_plan(
@@ -154,15 +183,13 @@ class _Verifier:
         result and the schema after it (None when verify cannot go on)."""
         check = MigrationCheck(migration.version, migration.ident, str(migration.path))
         tables = data_tables(before) if data_check else []
-        conn = self.session.conn
-        rows_before = fingerprint_tables(conn, tables)
+        rows_before = self.rows.get(tables)
 
         try:
-            check.up = self.run(migration, UP, traced=True)
+            check.up, after_up = self.run_and_snapshot(migration, UP)
         except MigrationError as exc:
             check.fail(f"up failed: {exc.message}")
             return check, None
-        after_up = self.snapshot()
 
         if not migration.has_down:
             check.status = APPLIED_ONLY
@@ -172,11 +199,10 @@ class _Verifier:
             return check, after_up
 
         try:
-            check.down = self.run(migration, DOWN, traced=True)
+            check.down, after_down = self.run_and_snapshot(migration, DOWN)
         except MigrationError as exc:
             check.fail(f"down failed: {exc.message}")
             return check, None
-        after_down = self.snapshot()
         check.down_diff = diff_snapshots(before, after_down).changes
         if check.down_diff:
             check.fail(
@@ -188,7 +214,7 @@ class _Verifier:
             check.notes.append(f"data check skipped: declares data loss ({declared})")
         elif tables:
             remaining = set(data_tables(after_down))
-            rows_after = fingerprint_tables(conn, [t for t in tables if t in remaining])
+            rows_after = self.rows.get([t for t in tables if t in remaining])
             check.data_problems = compare_fingerprints(rows_before, rows_after)
             if check.data_problems:
                 check.fail(
@@ -197,11 +223,11 @@ class _Verifier:
                 )
 
         try:
-            check.reup_seconds = self.run(migration, UP, traced=False).seconds
+            reup, after_reup = self.run_and_snapshot(migration, UP, detailed=False)
         except MigrationError as exc:
             check.fail(f"the up failed when run again after the down: {exc.message}")
             return check, None
-        after_reup = self.snapshot()
+        check.reup_seconds = reup.seconds
         check.reup_diff = diff_snapshots(after_up, after_reup).changes
         if check.reup_diff:
             check.fail(
@@ -226,11 +252,14 @@ def verify(
     server_url: str | None = None,
     from_version: str | None = None,
     data_check: bool = True,
+    snapshots: str = "incremental",
     on_progress: ProgressHandler | None = None,
 ) -> VerifyReport:
     """Verify the project's migrations on a scratch database (see the module doc).
 
     With *from_version*, the migrations before it are applied once without checks.
+    *snapshots* ``full`` reads the whole schema at every step instead of what each
+    step changed (slower; see :mod:`dbamgr.schema.incremental`).
     Stops at the first migration whose up or down fails (later ones would build on
     a broken state); schema and data mismatches are recorded and verify goes on.
     """
@@ -248,10 +277,11 @@ def verify(
     with scratch_target(project, server_url, prefix="dbamgr_verify") as target:
         report = VerifyReport(target.display if server_url else "local server")
         session = Session(target, project.config.migrations, purpose="verify")
+        verifier: _Verifier | None = None
         try:
             session.lock_and_prepare()
             seeds = _Seeds(project.seeds_dir)
-            verifier = _Verifier(project, session, report)
+            verifier = _Verifier(project, session, report, snapshots)
             for migration in earlier:
                 verifier.run(migration, UP, traced=False)
                 seeds.load_ready(session.conn)
@@ -260,7 +290,9 @@ def verify(
             for position, migration in enumerate(checked, start=1):
                 if on_progress is not None:
                     on_progress(position, len(checked), migration)
-                seeds.load_ready(session.conn)
+                if seeds.load_ready(session.conn):
+                    verifier.rows.forget(None)
+                    snapshot = verifier.snapshot()
                 check, after = verifier.check(migration, snapshot, data_check)
                 report.migrations.append(check)
                 if after is None:
@@ -269,5 +301,7 @@ def verify(
             report.seeds_loaded = seeds.loaded
         finally:
             session.close()
+            if verifier is not None:
+                verifier.reader.close()
     report.seconds = time.perf_counter() - started
     return report

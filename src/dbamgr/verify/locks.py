@@ -19,6 +19,7 @@ import psycopg
 
 from dbamgr.db import connect
 from dbamgr.migrations.plan import Plan, Step
+from dbamgr.schema.incremental import Touched
 from dbamgr.schema.snapshot import qualify
 
 # from weakest to strongest
@@ -44,7 +45,7 @@ SELECT c.oid, n.nspname, c.relname, c.relkind, c.relfilenode
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
-  AND c.relkind IN ('r', 'p', 'm', 'i', 'I', 'S', 'v', 'f')
+  AND c.relkind IN ('r', 'p', 'm', 'i', 'I', 'S', 'v', 'f', 'c')
 """
 _AFTER_STATEMENT = """
 SELECT 'lock', l.relation::bigint, l.mode FROM pg_locks l
@@ -53,6 +54,11 @@ WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
 UNION ALL
 SELECT 'file', c.oid::bigint, c.relfilenode::text FROM pg_class c
 WHERE c.oid = ANY(%(tables)s::oid[])
+UNION ALL
+SELECT 'object', l.objid::bigint, l.classid::regclass::text FROM pg_locks l
+WHERE l.pid = pg_backend_pid() AND l.locktype = 'object' AND l.granted
+  AND l.mode <> 'AccessShareLock'
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
 _SAMPLE = """
 SELECT l.relation::bigint, l.mode FROM pg_locks l
@@ -169,22 +175,33 @@ class LockTracer:
     """A :class:`~dbamgr.migrations.runner.StatementObserver` that records a
     :class:`StatementTrace` per statement of the plans it watches."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, reader: psycopg.Connection[Any] | None = None) -> None:
+        """*url* is the database's, for the sampler; *reader*, if given, is a
+        connection that runs no DDL, where the list of relations that exist
+        before each plan is read with a prepared statement."""
         self.url = url
+        self.reader = reader
+        self.detailed = True
         self.statements: list[StatementTrace] = []
         self._names: dict[int, str] = {}
         self._tables: set[str] = set()
         self._filenodes: dict[int, str] = {}
         self._held: set[tuple[int, str]] = set()
+        self._objects: set[tuple[str, int]] = set()
+        self._exact = True
         self._sampler: _Sampler | None = None
 
     def plan_started(self, conn: psycopg.Connection[Any], plan: Plan) -> None:
         self.statements = []
         self._held = set()
+        self._objects = set()
+        self._exact = plan.in_transaction
         self._names = {}
         self._tables = set()
         self._filenodes = {}
-        for oid, schema, relation, kind, filenode in conn.execute(_PREEXISTING):
+        source = self.reader or conn
+        rows = source.execute(_PREEXISTING, prepare=self.reader is not None)
+        for oid, schema, relation, kind, filenode in rows:
             name = qualify(schema, relation)
             self._names[oid] = name
             if kind in _TABLE_KINDS:
@@ -195,7 +212,7 @@ class LockTracer:
     def statement_started(
         self, conn: psycopg.Connection[Any], plan: Plan, step: Step
     ) -> None:
-        if not plan.in_transaction:
+        if not plan.in_transaction and self.detailed:
             self._sampler = _Sampler(self.url, conn.info.backend_pid, set(self._names))
             self._sampler.start()
 
@@ -203,11 +220,20 @@ class LockTracer:
         self, conn: psycopg.Connection[Any], plan: Plan, step: Step, seconds: float
     ) -> None:
         assert step.statement is not None
+        if not self.detailed and plan.in_transaction:
+            # Only what the whole plan touched is wanted: locks last until the
+            # end of the transaction, so one look after its last statement does.
+            last = plan.script.statements[-1]
+            if step.statement.index != last.index:
+                return
         rows = conn.execute(
             _AFTER_STATEMENT,
             {"relations": list(self._names), "tables": list(self._filenodes)},
         ).fetchall()
         locks = {(oid, mode) for kind, oid, mode in rows if kind == "lock"}
+        self._objects |= {
+            (catalog, oid) for kind, oid, catalog in rows if kind == "object"
+        }
         sampled = False
         if self._sampler is not None:
             locks |= self._sampler.stop()
@@ -242,6 +268,25 @@ class LockTracer:
                 sampled=sampled,
             )
         )
+
+    def touched(self) -> Touched:
+        """What the plan locked, for :class:`~dbamgr.schema.incremental.SnapshotCache`.
+
+        Outside a transaction locks are sampled, so the answer is not exact.
+        """
+        relations = {oid for oid, _ in self._held}
+        return Touched(relations, set(self._objects), exact=self._exact)
+
+    def written(self) -> set[str] | None:
+        """Names of the relations the plan may have written rows to (it held
+        ROW EXCLUSIVE or stronger on them); None when locks were only sampled."""
+        if not self._exact:
+            return None
+        return {
+            self._names[oid]
+            for oid, mode in self._held
+            if _RANK.get(mode, 0) >= _RANK["RowExclusiveLock"]
+        }
 
     def tables(self) -> set[str]:
         """Names of the tables (and materialized views) that existed before."""
