@@ -13,7 +13,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -98,6 +98,19 @@ class ServerSettings(_Section):
     settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
+class LintSettings(_Section):
+    """``[lint]``: how ``dbamgr lint`` judges migrations."""
+
+    fail_on: Literal["note", "warning", "error", "never"] = "warning"
+    pg_version: Annotated[int, Field(ge=10, le=99)] | None = None
+    disable: list[str] = Field(default_factory=list)
+    severity: dict[str, Literal["note", "warning", "error"]] = Field(
+        default_factory=dict
+    )
+    warn_after: Duration = 1.0
+    error_after: Duration = 10.0
+
+
 class Environment(_Section):
     """``[environments.NAME]``: a named target database."""
 
@@ -123,6 +136,7 @@ class ProjectConfig(_Section):
     seeds: SeedSettings = Field(default_factory=SeedSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     environments: dict[str, Environment] = Field(default_factory=dict)
+    lint: LintSettings = Field(default_factory=LintSettings)
 
 
 @dataclass(frozen=True)

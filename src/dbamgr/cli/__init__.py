@@ -129,11 +129,12 @@ def cli(
 
 
 def _register() -> None:
-    from dbamgr.cli import migrate, project, server
+    from dbamgr.cli import lint, migrate, project, server
 
     project.register(cli)
     migrate.register(cli)
     server.register(cli)
+    lint.register(cli)
 
 
 _register()

@@ -25,7 +25,7 @@ from dbamgr.lint.model import (
 from dbamgr.lint.nodes import ParseFailure, body, kind, parse
 from dbamgr.lint.rules import ANALYZERS, RULES, TransactionTracker
 from dbamgr.lint.suppress import Directives, read_directives
-from dbamgr.migrations import Migration, Script
+from dbamgr.migrations.source import Migration, Script
 
 logger = logging.getLogger(__name__)
 
@@ -201,14 +201,14 @@ class Linter:
 
 
 def _suppress(finding: Finding, index: int, directives: Directives) -> None:
-    reason = directives.ignore_reason(index, finding.rule)
-    if reason is not None:
-        finding.suppressed = f"ignored: {reason}"
-        return
     if finding.hazard == DATA_LOSS:
         approval = directives.approval(index)
         if approval is not None:
+            finding.approved = approval.reason
             finding.suppressed = f"approved: {approval.reason}"
+    reason = directives.ignore_reason(index, finding.rule)
+    if reason is not None:
+        finding.suppressed = f"ignored: {reason}"
 
 
 def collect(report: LintReport, scripts: Iterable[ScriptReport]) -> LintReport:

@@ -149,6 +149,8 @@ class Finding:
     table_rows: int | None = None
     suppressed: str | None = None
     """The reason given by an ignore or approve directive, if silenced."""
+    approved: str | None = None
+    """For data loss: the reason given by the approve directive that covers it."""
 
     @property
     def location(self) -> str:

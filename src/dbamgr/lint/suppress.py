@@ -12,7 +12,7 @@ import difflib
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from dbamgr.migrations import Script
+from dbamgr.migrations.source import Script
 
 DATA_LOSS_ARGUMENT = "data-loss"
 

@@ -114,9 +114,7 @@ def drop_index(ctx: Context, stmt: Node) -> None:
     for name in object_names(stmt.get("objects")):
         table = ctx.schema.index_table(name)
         level = Lock.SHARE_UPDATE_EXCLUSIVE if concurrent else Lock.ACCESS_EXCLUSIVE
-        if table is not None:
-            ctx.lock(table, level)
-        ctx.lock(name, Lock.ACCESS_EXCLUSIVE)
+        ctx.lock(table if table is not None else name, level)
         if concurrent or ctx.is_new(name) or (table is not None and ctx.is_new(table)):
             continue
         alternative = insert_after_keyword(ctx.text, "INDEX", "CONCURRENTLY")

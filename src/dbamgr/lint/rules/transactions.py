@@ -138,6 +138,7 @@ class TransactionTracker:
         self.held: dict[str, int] = {}
         self.held_reported = False
         self.alter_commands: dict[str, list[str]] = {}
+        self.combined_reported: set[str] = set()
         self.lock_timeout = False
         self.statement_timeout = False
         self.lock_timeout_reported = False
@@ -152,6 +153,7 @@ class TransactionTracker:
         self.held = {}
         self.held_reported = False
         self.alter_commands = {}
+        self.combined_reported = set()
         self.enum_values = []
 
     def before(self, kind: str, stmt: Node) -> None:
@@ -214,6 +216,9 @@ class TransactionTracker:
         ctx = self.ctx
         relation = range_name(stmt.get("relation")) if kind == "AlterTableStmt" else ""
         if relation and relation in self.alter_commands and len(self.held) == 1:
+            if relation in self.combined_reported:
+                return
+            self.combined_reported.add(relation)
             combined = self.alter_commands[relation] + self._commands(stmt)
             ctx.report(
                 "multiple-alter-table",
