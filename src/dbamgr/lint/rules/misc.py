@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pglast import parser
+
 from dbamgr.lint.context import Context, ident, literal
 from dbamgr.lint.model import DESIGN, LOCK, SCAN, Lock, Rule, Severity
 from dbamgr.lint.nodes import (
@@ -11,7 +13,6 @@ from dbamgr.lint.nodes import (
     contype,
     range_name,
     strings,
-    walk,
 )
 from dbamgr.lint.rules._registry import analyzer
 
@@ -62,8 +63,6 @@ RULES = [
         "a shorter name",
     ),
 ]
-
-_NAME_FIELDS = ("relname", "idxname", "colname", "conname", "newname", "trigname")
 
 
 @analyzer("LockStmt")
@@ -148,15 +147,30 @@ def alter_enum(ctx: Context, stmt: Node) -> None:
         )
 
 
-@analyzer("CreateStmt", "IndexStmt", "AlterTableStmt", "RenameStmt", "CreateTrigStmt")
+@analyzer(
+    "CreateStmt",
+    "IndexStmt",
+    "AlterTableStmt",
+    "RenameStmt",
+    "CreateTrigStmt",
+    "ViewStmt",
+    "CreateTableAsStmt",
+    "CreateSeqStmt",
+)
 def long_names(ctx: Context, stmt: Node) -> None:
-    """Names over 63 bytes, which PostgreSQL truncates."""
-    for item in walk(stmt):
-        for field in _NAME_FIELDS:
-            value = item.get(field)
-            if isinstance(value, str) and len(value.encode()) > 63:
-                ctx.report(
-                    "identifier-too-long",
-                    f'"{value}" is {len(value.encode())} bytes: PostgreSQL keeps '
-                    f'"{value.encode()[:63].decode("utf-8", "ignore")}"',
-                )
+    """Names over 63 bytes, which PostgreSQL truncates (the parser already has)."""
+    try:
+        tokens = parser.scan(ctx.text)
+    except parser.ParseError:
+        return
+    for token in tokens:
+        if token.name != "IDENT":
+            continue
+        word = ctx.text[token.start : token.end + 1].strip('"')
+        size = len(word.encode())
+        if size > 63:
+            kept = word.encode()[:63].decode("utf-8", "ignore")
+            ctx.report(
+                "identifier-too-long",
+                f'"{word}" is {size} bytes: PostgreSQL keeps "{kept}"',
+            )

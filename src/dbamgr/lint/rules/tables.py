@@ -216,9 +216,12 @@ def create_table(ctx: Context, stmt: Node) -> None:
     ctx.lock(name, Lock.ACCESS_EXCLUSIVE)
 
 
-@analyzer("CreateTableAsStmt", "ViewStmt", "CreateSeqStmt")
+@analyzer("CreateTableAsStmt", "ViewStmt", "CreateSeqStmt", "CreateSchemaStmt")
 def create_relation(ctx: Context, stmt: Node) -> None:
-    """Relations made by CREATE … AS, views and sequences count as new."""
+    """Relations made by CREATE … AS, views, sequences and schemas count as new."""
+    if stmt.get("schemaname"):
+        ctx.schema.mark_created(str(stmt["schemaname"]))
+        return
     into = stmt.get("into") or {}
     relation = into.get("rel") or stmt.get("view") or stmt.get("sequence")
     if relation:
