@@ -46,6 +46,18 @@ INDEX_TABLE_QUERY = """
 SELECT indrelid::regclass::text FROM pg_index WHERE indexrelid = to_regclass(%s)
 """
 
+DEPENDENTS_QUERY = """
+SELECT DISTINCT v.oid::regclass::text
+  FROM pg_depend d
+  JOIN pg_rewrite r ON r.oid = d.objid AND d.classid = 'pg_rewrite'::regclass
+  JOIN pg_class v ON v.oid = r.ev_class
+ WHERE d.refobjid = to_regclass(%s) AND v.oid <> d.refobjid
+UNION
+SELECT DISTINCT conrelid::regclass::text
+  FROM pg_constraint
+ WHERE confrelid = to_regclass(%s) AND contype = 'f' AND conrelid <> confrelid
+"""
+
 SETTINGS_QUERY = """
 SELECT current_setting('server_version_num')::int, current_setting('TimeZone')
 """
@@ -158,6 +170,11 @@ class LiveCatalog:
             row = self.conn.execute(INDEX_TABLE_QUERY, [index]).fetchone()
             self._index_tables[index] = row[0] if row else None
         return self._index_tables[index]
+
+    def dependents(self, relation: str) -> list[str]:
+        """Views and referencing tables a DROP … CASCADE of *relation* reaches."""
+        rows = self.conn.execute(DEPENDENTS_QUERY, [relation, relation]).fetchall()
+        return sorted(row[0] for row in rows)
 
     def volatility(self, names: list[str]) -> dict[str, str | None]:
         """``i``, ``s`` or ``v`` for each function name (None if unknown)."""

@@ -137,9 +137,8 @@ def reindex(ctx: Context, stmt: Node) -> None:
     table = name if kind == "TABLE" else None
     if kind == "INDEX":
         table = ctx.schema.index_table(name)
-        ctx.lock(
-            name, Lock.SHARE_UPDATE_EXCLUSIVE if concurrent else Lock.ACCESS_EXCLUSIVE
-        )
+        level = Lock.SHARE_UPDATE_EXCLUSIVE if concurrent else Lock.ACCESS_EXCLUSIVE
+        ctx.lock(name, level, rewrite=not concurrent)
     if table:
         ctx.lock(table, Lock.SHARE_UPDATE_EXCLUSIVE if concurrent else Lock.SHARE)
     if concurrent or (name and ctx.is_new(name)):

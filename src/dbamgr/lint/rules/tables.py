@@ -241,6 +241,9 @@ def drop(ctx: Context, stmt: Node) -> None:
     if kind == "OBJECT_TABLE":
         for name in names:
             ctx.lock(name, Lock.ACCESS_EXCLUSIVE)
+            if cascade and ctx.schema.live is not None and not ctx.is_new(name):
+                for dependent in ctx.schema.live.dependents(name):
+                    ctx.lock(dependent, Lock.ACCESS_EXCLUSIVE)
             if ctx.is_new(name):
                 pass
             elif _dropped_by_own_up(ctx, name):
