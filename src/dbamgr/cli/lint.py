@@ -13,7 +13,7 @@ from rich.table import Table
 from dbamgr import lint as lint_api
 from dbamgr.cli._context import AppContext, json_option, pass_app
 from dbamgr.cli._output import console, emit_json, err_console
-from dbamgr.lint.formats import rule_json
+from dbamgr.lint.formats import plan_json, rule_json
 from dbamgr.lint.markdown import human_bytes, human_seconds
 from dbamgr.target import Target, resolve_target
 
@@ -206,7 +206,7 @@ def plan(
     target = resolve_target(app.project, name) if name else app.target()
     result = lint_api.plan_changes(app.project, target, pg_version=pg_version)
     if as_json or fmt == "json":
-        emit_json(result)
+        emit_json(plan_json(result))
     else:
         text = lint_api.render_markdown(result)
         if output is not None:

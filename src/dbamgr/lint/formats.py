@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from dbamgr import __version__
 from dbamgr.lint.model import Finding, LintReport, Rule, Severity
+from dbamgr.lint.plan import ChangePlan
 from dbamgr.lint.rules import RULES
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -57,6 +60,28 @@ def report_json(report: LintReport) -> dict[str, Any]:
         "findings": [finding_json(f) for f in report.findings],
         "suppressed": [finding_json(f) for f in report.suppressed],
     }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Finding):
+        return finding_json(value)
+    if isinstance(value, Enum):
+        return getattr(value, "label", value.name)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+        }
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def plan_json(plan: ChangePlan) -> dict[str, Any]:
+    """The change plan as plain values (severities and locks as words)."""
+    data: dict[str, Any] = _plain(plan)
+    return data
 
 
 def rule_json(rule: Rule) -> dict[str, Any]:

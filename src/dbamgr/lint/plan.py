@@ -191,27 +191,36 @@ def _plan_migration(
 
 
 def _windows(up: ScriptReport, durations: list[float]) -> list[LockWindow]:
-    """Each strong lock on an existing table, held to the end of its transaction."""
-    windows: dict[str, LockWindow] = {}
+    """Each lock level taken on an existing table, and how long it stays held.
+
+    In a transaction a lock is held from the statement that takes it to COMMIT;
+    outside one, for the statement alone.
+    """
+    windows: dict[tuple[str, Lock], LockWindow] = {}
     for position, statement in enumerate(up.statements):
         for claim in statement.locks:
             if claim.new_relation or claim.lock < Lock.SHARE_UPDATE_EXCLUSIVE:
                 continue
+            key = (claim.relation, claim.lock)
             if statement.in_transaction:
-                held = sum(durations[position:])
+                if key not in windows:
+                    windows[key] = LockWindow(
+                        claim.relation,
+                        claim.lock.label,
+                        claim.lock.effect,
+                        statement.line,
+                        sum(durations[position:]),
+                    )
+            elif key in windows:
+                windows[key].seconds += durations[position]
             else:
-                held = durations[position]
-            current = windows.get(claim.relation)
-            if current is None or Lock[current.lock.replace(" ", "_")] < claim.lock:
-                windows[claim.relation] = LockWindow(
+                windows[key] = LockWindow(
                     claim.relation,
                     claim.lock.label,
                     claim.lock.effect,
                     statement.line,
-                    held,
+                    durations[position],
                 )
-            elif not statement.in_transaction:
-                current.seconds += held
     return list(windows.values())
 
 
@@ -241,39 +250,42 @@ def plan_changes(
     return result
 
 
+def _level(label: str) -> Lock:
+    return Lock[label.replace(" ", "_")]
+
+
 def _summarize(result: ChangePlan, schema: Schema) -> None:
     impacts: dict[str, TableImpact] = {}
     counts = {s.label: 0 for s in sorted(Severity, reverse=True)}
     for migration in result.migrations:
         result.estimate_seconds += migration.estimate_seconds
+        strongest: dict[str, LockWindow] = {}
         for window in migration.windows:
-            stats = schema.stats(window.relation)
-            impact = impacts.get(window.relation)
+            current = strongest.get(window.relation)
+            if current is None or _level(current.lock) < _level(window.lock):
+                strongest[window.relation] = window
+        for relation, window in strongest.items():
+            held = max(w.seconds for w in migration.windows if w.relation == relation)
+            impact = impacts.get(relation)
             if impact is None:
-                impacts[window.relation] = TableImpact(
-                    window.relation,
+                stats = schema.stats(relation)
+                impacts[relation] = TableImpact(
+                    relation,
                     window.lock,
                     window.effect,
-                    window.seconds,
+                    held,
                     stats.rows if stats else None,
                     stats.total_bytes if stats else None,
                 )
-            else:
-                impact.seconds_locked += window.seconds
-                if (
-                    Lock[impact.lock.replace(" ", "_")]
-                    < Lock[window.lock.replace(" ", "_")]
-                ):
-                    impact.lock, impact.effect = window.lock, window.effect
+                continue
+            impact.seconds_locked += held
+            if _level(impact.lock) < _level(window.lock):
+                impact.lock, impact.effect = window.lock, window.effect
         for statement in migration.statements:
             for finding in statement.findings:
                 counts[finding.severity.label] += 1
     result.tables = sorted(impacts.values(), key=lambda t: -t.seconds_locked)
-    blocking = [
-        t.seconds_locked
-        for t in result.tables
-        if "blocks" in t.effect and "no reads" not in t.effect
-    ]
+    blocking = [t.seconds_locked for t in result.tables if _level(t.lock) >= Lock.SHARE]
     result.blocking_seconds = max(blocking, default=0.0)
     result.counts = counts
     verdicts = [m.verdict for m in result.migrations]
