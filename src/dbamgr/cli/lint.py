@@ -198,7 +198,7 @@ def plan(
     output: Path | None,
     as_json: bool,
 ) -> None:
-    """Show what the pending migrations will lock, rewrite and risk, and for how long.
+    """Review the pending migrations: locks, rewrites, risks and durations.
 
     Exits with 1 when the verdict is "blocked".
     """
