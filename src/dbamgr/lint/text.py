@@ -7,6 +7,8 @@ the author's own text, so that they keep its names, spacing and expressions.
 
 from __future__ import annotations
 
+import functools
+
 from pglast import parser
 
 _TYPE_WORDS = frozenset({"varying", "with", "without", "time", "zone", "precision"})
@@ -22,13 +24,19 @@ def char_offset(text: str, location: int) -> int:
     return len(text.encode()[:location].decode("utf-8", "ignore"))
 
 
-def _tokens(text: str) -> list[parser.Token]:
+@functools.lru_cache(maxsize=64)
+def _tokens(text: str) -> tuple[parser.Token, ...]:
+    """The tokens of *text* without comments (cached: rules ask several times)."""
     try:
-        return [
-            t for t in parser.scan(text) if t.name not in ("SQL_COMMENT", "C_COMMENT")
-        ]
+        tokens = parser.scan(text)
     except parser.ParseError:
-        return []
+        return ()
+    return tuple(t for t in tokens if t.name not in ("SQL_COMMENT", "C_COMMENT"))
+
+
+def tokens(text: str) -> tuple[parser.Token, ...]:
+    """The tokens of *text*, comments left out."""
+    return _tokens(text)
 
 
 def type_span(text: str, location: int) -> tuple[int, int] | None:
@@ -59,7 +67,7 @@ def _word(text: str, token: parser.Token) -> str:
     return text[token.start : token.end + 1].lower()
 
 
-def _matching(tokens: list[parser.Token], index: int) -> int | None:
+def _matching(tokens: tuple[parser.Token, ...], index: int) -> int | None:
     depth = 0
     for position in range(index, len(tokens)):
         name = tokens[position].name

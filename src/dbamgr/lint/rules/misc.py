@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pglast import parser
+import re
 
 from dbamgr.lint.context import Context, ident, literal
 from dbamgr.lint.model import DESIGN, LOCK, SCAN, Lock, Rule, Severity
@@ -15,6 +15,7 @@ from dbamgr.lint.nodes import (
     strings,
 )
 from dbamgr.lint.rules._registry import analyzer
+from dbamgr.lint.text import tokens
 
 RULES = [
     Rule(
@@ -63,6 +64,9 @@ RULES = [
         "a shorter name",
     ),
 ]
+
+
+_LONG_WORD = re.compile(r"[^\s,;().]{64,}")
 
 
 @analyzer("LockStmt")
@@ -159,11 +163,9 @@ def alter_enum(ctx: Context, stmt: Node) -> None:
 )
 def long_names(ctx: Context, stmt: Node) -> None:
     """Names over 63 bytes, which PostgreSQL truncates (the parser already has)."""
-    try:
-        tokens = parser.scan(ctx.text)
-    except parser.ParseError:
+    if not _LONG_WORD.search(ctx.text):
         return
-    for token in tokens:
+    for token in tokens(ctx.text):
         if token.name != "IDENT":
             continue
         word = ctx.text[token.start : token.end + 1].strip('"')

@@ -128,6 +128,11 @@ def no_transaction_reason(kind: str, stmt: Node, pg_version: int) -> str | None:
     return None
 
 
+def _commands(text: str, location: int) -> list[str]:
+    """The command texts of an ALTER TABLE whose relation is at *location*."""
+    return [text[a:b].strip() for a, b in command_spans(text, location)]
+
+
 class TransactionTracker:
     """Follows one script: transactions, locks held, timeouts set."""
 
@@ -137,7 +142,7 @@ class TransactionTracker:
         self.explicit: tuple[int, int, str] | None = None
         self.held: dict[str, int] = {}
         self.held_reported = False
-        self.alter_commands: dict[str, list[str]] = {}
+        self.alter_commands: dict[str, list[tuple[str, int]]] = {}
         self.combined_reported: set[str] = set()
         self.lock_timeout = False
         self.statement_timeout = False
@@ -219,7 +224,9 @@ class TransactionTracker:
             if relation in self.combined_reported:
                 return
             self.combined_reported.add(relation)
-            combined = self.alter_commands[relation] + self._commands(stmt)
+            location = (stmt.get("relation") or {}).get("location", -1)
+            earlier = self.alter_commands[relation] + [(ctx.text, location)]
+            combined = [part for text, at in earlier for part in _commands(text, at)]
             ctx.report(
                 "multiple-alter-table",
                 f'"{relation}" is altered again in the same transaction',
@@ -238,11 +245,6 @@ class TransactionTracker:
             f"runs while ACCESS EXCLUSIVE is held on {listing}: reads and writes of "
             "it wait for this statement too",
         )
-
-    def _commands(self, stmt: Node) -> list[str]:
-        location = (stmt.get("relation") or {}).get("location", -1)
-        spans = command_spans(self.ctx.text, location)
-        return [self.ctx.text[a:b].strip() for a, b in spans]
 
     def _robust(self, kind: str, stmt: Node) -> None:
         ctx = self.ctx
@@ -327,8 +329,9 @@ class TransactionTracker:
         if kind == "AlterTableStmt":
             relation = range_name(stmt.get("relation"))
             if relation in self.held:
-                self.alter_commands.setdefault(relation, []).extend(
-                    self._commands(stmt)
+                location = (stmt.get("relation") or {}).get("location", -1)
+                self.alter_commands.setdefault(relation, []).append(
+                    (ctx.text, location)
                 )
 
     def finish(self) -> tuple[int, int, str] | None:
