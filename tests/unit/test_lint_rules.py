@@ -181,6 +181,15 @@ CASES: dict[str, tuple[str, str]] = {
         "ALTER TYPE mood ADD VALUE 'meh';",
         "ALTER TYPE mood ADD VALUE 'meh' AFTER 'ok';",
     ),
+    "primary-key-sets-not-null": (
+        "ALTER TABLE t ADD CONSTRAINT t_pk PRIMARY KEY USING INDEX t_a_idx;",
+        "CREATE UNIQUE INDEX u2_id_key ON u2 (id);\n"
+        "ALTER TABLE u2 ADD CONSTRAINT u2_pkey PRIMARY KEY USING INDEX u2_id_key;",
+    ),
+    "create-enum": (
+        "CREATE TYPE status AS ENUM ('new', 'done');",
+        "CREATE TYPE pair AS (a bigint, b bigint);",
+    ),
     "identifier-too-long": (
         f"CREATE TABLE {LONG} (a bigint);",
         f"CREATE TABLE {LONG[:63]} (a bigint);",

@@ -58,6 +58,13 @@ SELECT DISTINCT conrelid::regclass::text
  WHERE confrelid = to_regclass(%s) AND contype = 'f' AND conrelid <> confrelid
 """
 
+NULLABLE_INDEX_COLUMNS_QUERY = """
+SELECT a.attname
+  FROM pg_index i
+  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+ WHERE i.indexrelid = to_regclass(%s) AND NOT a.attnotnull
+"""
+
 SETTINGS_QUERY = """
 SELECT current_setting('server_version_num')::int, current_setting('TimeZone')
 """
@@ -170,6 +177,13 @@ class LiveCatalog:
             row = self.conn.execute(INDEX_TABLE_QUERY, [index]).fetchone()
             self._index_tables[index] = row[0] if row else None
         return self._index_tables[index]
+
+    def nullable_index_columns(self, index: str) -> list[str] | None:
+        """Columns of an existing index without NOT NULL (None: no such index)."""
+        if self.index_table(index) is None:
+            return None
+        rows = self.conn.execute(NULLABLE_INDEX_COLUMNS_QUERY, [index]).fetchall()
+        return [row[0] for row in rows]
 
     def dependents(self, relation: str) -> list[str]:
         """Views and referencing tables a DROP … CASCADE of *relation* reaches."""

@@ -85,6 +85,8 @@ class Schema:
         self.readonly = False
         self.indexes: dict[str, str] = {}
         """Index name -> table, for the indexes the migrations created."""
+        self.index_columns: dict[str, list[str]] = {}
+        """Index name -> its plain columns, for the indexes the migrations created."""
 
     # -- names -------------------------------------------------------------
 
@@ -160,6 +162,18 @@ class Schema:
         if table is None and self.live is not None:
             table = self.live.index_table(index)
         return table
+
+    def nullable_index_columns(self, index: str) -> list[str] | None:
+        """The columns of *index* that may hold NULL (None: unknown)."""
+        key = self.key(index)
+        table = self.indexes.get(key)
+        if table is not None and key in self.index_columns:
+            state = self.table(table)
+            known = state.not_null if state is not None else set()
+            return [c for c in self.index_columns[key] if c not in known]
+        if self.live is not None:
+            return self.live.nullable_index_columns(index)
+        return None
 
     def stats(self, name: str) -> TableStats | None:
         if self.live is None or self.is_new(name):

@@ -55,6 +55,16 @@ RULES = [
         "INDEX",
     ),
     Rule(
+        "primary-key-sets-not-null",
+        Severity.WARNING,
+        SCAN,
+        "PRIMARY KEY USING INDEX on columns that may hold NULL",
+        "the primary key makes its columns NOT NULL: each nullable one is checked "
+        "with a full scan under the ACCESS EXCLUSIVE lock",
+        "make the columns NOT NULL first, through a validated CHECK (col IS NOT "
+        "NULL), which skips the scan from PostgreSQL 12",
+    ),
+    Rule(
         "add-exclusion-constraint",
         Severity.WARNING,
         INDEX_BUILD,
@@ -144,6 +154,8 @@ def add_constraint(cmd: Command) -> None:
         )
     elif kind in ("UNIQUE", "PRIMARY") and not constraint.get("indexname"):
         unique(cmd, constraint, kind)
+    elif kind == "PRIMARY":
+        _primary_key_using_index(cmd, str(constraint["indexname"]))
     elif kind == "EXCLUSION":
         cmd.ctx.lock(cmd.relation, Lock.ACCESS_EXCLUSIVE, scan=True)
         cmd.ctx.report(
@@ -215,15 +227,19 @@ def unique(
     ctx.lock(cmd.relation, Lock.ACCESS_EXCLUSIVE, scan=True)
     listing = ", ".join(ident(c) for c in columns)
     what = "PRIMARY KEY" if primary else "UNIQUE"
-    alternative = (prefix + "\n" if prefix else "") + join_sql(
-        [
-            "-- in a migration whose first line is -- dbamgr:no-transaction\n"
-            f"CREATE UNIQUE INDEX CONCURRENTLY {ident(name)} ON {cmd.table} "
-            f"({listing})",
-            f"ALTER TABLE {cmd.table} ADD CONSTRAINT {ident(name)} {what} USING INDEX "
-            f"{ident(name)}",
-        ]
+    steps = [
+        "-- in a migration whose first line is -- dbamgr:no-transaction\n"
+        f"CREATE UNIQUE INDEX CONCURRENTLY {ident(name)} ON {cmd.table} ({listing})"
+    ]
+    state = ctx.schema.table(cmd.relation)
+    known = state.not_null if state is not None else set()
+    if primary and ctx.pg >= 12:
+        steps += _not_null_steps(cmd, [c for c in columns if c not in known])
+    steps.append(
+        f"ALTER TABLE {cmd.table} ADD CONSTRAINT {ident(name)} {what} USING INDEX "
+        f"{ident(name)}"
     )
+    alternative = (prefix + "\n" if prefix else "") + join_sql(steps)
     ctx.report(
         "add-primary-key" if primary else "add-unique-constraint",
         f'{what} on "{cmd.relation}" ({", ".join(columns)}) builds its index under an '
@@ -231,6 +247,49 @@ def unique(
         relation=cmd.relation,
         work="index",
         alternative=alternative,
+    )
+
+
+def _not_null_steps(cmd: Command, columns: list[str]) -> list[str]:
+    """SET NOT NULL without a scan under lock: a validated CHECK first."""
+    table = cmd.table
+    steps = []
+    for column in columns:
+        check = ident(f"{cmd.short_name}_{column}_not_null")
+        col = ident(column)
+        steps += [
+            f"ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) "
+            "NOT VALID",
+            f"ALTER TABLE {table} VALIDATE CONSTRAINT {check}",
+            f"ALTER TABLE {table} ALTER COLUMN {col} SET NOT NULL",
+            f"ALTER TABLE {table} DROP CONSTRAINT {check}",
+        ]
+    return steps
+
+
+def _primary_key_using_index(cmd: Command, index: str) -> None:
+    schema = cmd.relation.rpartition(".")[0]
+    nullable = cmd.ctx.schema.nullable_index_columns(
+        f"{schema}.{index}" if schema else index
+    )
+    if nullable == []:
+        return
+    if nullable is None:
+        what = "its columns, unless already NOT NULL, are"
+        steps: list[str] = []
+    else:
+        what = f"{', '.join(nullable)} {'is' if len(nullable) == 1 else 'are'}"
+        steps = _not_null_steps(cmd, nullable)
+    cmd.ctx.lock(cmd.relation, Lock.ACCESS_EXCLUSIVE, scan=True)
+    cmd.ctx.report(
+        "primary-key-sets-not-null",
+        f'the primary key on "{cmd.relation}" using index "{index}": {what} '
+        "checked for NULL by a full scan under lock",
+        relation=cmd.relation,
+        work="scan",
+        alternative=join_sql([*steps, cmd.ctx.text])
+        if steps and cmd.ctx.pg >= 12
+        else None,
     )
 
 

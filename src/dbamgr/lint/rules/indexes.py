@@ -91,6 +91,9 @@ def create_index(ctx: Context, stmt: Node) -> None:
         schema = table.rpartition(".")[0]
         qualified = f"{schema}.{name}" if schema else name
         ctx.schema.indexes[ctx.schema.key(qualified)] = table
+        ctx.schema.index_columns[ctx.schema.key(qualified)] = [
+            str(body(p).get("name")) for p in params if body(p).get("name")
+        ]
         if ctx.is_new(table):
             ctx.schema.mark_created(qualified)
     if concurrent or ctx.is_new(table):

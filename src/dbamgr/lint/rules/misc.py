@@ -55,6 +55,16 @@ RULES = [
         "say where it belongs with BEFORE or AFTER",
     ),
     Rule(
+        "create-enum",
+        Severity.NOTE,
+        DESIGN,
+        "CREATE TYPE … AS ENUM",
+        "values can be added but not removed or renamed without rewriting every "
+        "table that uses the type",
+        "a lookup table with a foreign key, or text with a CHECK constraint that can "
+        "be replaced NOT VALID",
+    ),
+    Rule(
         "identifier-too-long",
         Severity.WARNING,
         DESIGN,
@@ -134,6 +144,24 @@ def alter_domain(ctx: Context, stmt: Node) -> None:
         "domain-constraint",
         f'a constraint on domain "{name}" checks every column of that type',
         alternative=alternative,
+    )
+
+
+@analyzer("CreateEnumStmt")
+def create_enum(ctx: Context, stmt: Node) -> None:
+    """A new enum type: hard to change later."""
+    name = ".".join(strings(stmt.get("typeName")))
+    values = ", ".join(literal(v) for v in strings(stmt.get("vals")))
+    short = name.rpartition(".")[2]
+    ctx.report(
+        "create-enum",
+        f'enum "{name}" can gain values later, but never lose one',
+        alternative=f"CREATE TABLE {ident(short + '_values')} (value text PRIMARY KEY);"
+        f"\nINSERT INTO {ident(short + '_values')} VALUES "
+        + ", ".join(f"({literal(v)})" for v in strings(stmt.get("vals")))
+        + ";"
+        if values
+        else None,
     )
 
 
