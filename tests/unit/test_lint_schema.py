@@ -221,3 +221,43 @@ def test_approve_data_loss_needs_a_reason() -> None:
         "-- dbamgr:approve data-loss copied to t_archive\nALTER TABLE t DROP COLUMN b;"
     )
     assert "drop-column" not in rules(approved)
+
+
+def test_a_backfill_alternative_batches_the_same_condition() -> None:
+    from pglast import parser
+
+    sql = "UPDATE t SET a = 0 WHERE a IS NULL OR a < 0 RETURNING id;"
+    backfill = next(f for f in findings(sql) if f.rule == "backfill-in-migration")
+    batch = (backfill.alternative or "").splitlines()[-1]
+    assert batch == (
+        "UPDATE t SET a = 0 WHERE (a IS NULL OR a < 0) AND ctid = ANY (ARRAY("
+        "SELECT ctid FROM t WHERE a IS NULL OR a < 0 LIMIT 10000)) RETURNING id;"
+    )
+    parser.parse_sql(batch)
+
+
+def test_a_rename_alternative_uses_the_known_column_type() -> None:
+    found = findings("ALTER TABLE t RENAME COLUMN v TO label;")
+    rename = next(f for f in found if f.rule == "rename-column")
+    assert (rename.alternative or "").startswith(
+        "ALTER TABLE t ADD COLUMN label varchar(10);"
+    )
+
+
+def test_lint_settings_reject_unknown_rules_and_override_severities() -> None:
+    from dbamgr.config import LintSettings
+    from dbamgr.errors import ConfigError
+    from dbamgr.lint import Severity, lint_config
+
+    with pytest.raises(ConfigError, match='did you mean "prefer-text"'):
+        lint_config(LintSettings(disable=["prefer-txt"]))
+    config = lint_config(
+        LintSettings(severity={"prefer-text": "error"}, fail_on="never")
+    )
+    assert config.fail_on is None
+    assert config.severities == {"prefer-text": Severity.ERROR}
+    report = lint_sql("CREATE TABLE k (name varchar(9));", config=config)
+    assert [(f.rule, f.severity) for f in report.findings] == [
+        ("prefer-text", Severity.ERROR)
+    ]
+    assert not report.failed

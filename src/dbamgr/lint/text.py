@@ -127,3 +127,27 @@ def insert_after_keyword(text: str, keyword: str, addition: str) -> str | None:
             cut = token.end + 1
             return text[:cut] + " " + addition + text[cut:]
     return None
+
+
+def where_span(text: str) -> tuple[int, int, bool]:
+    """Where a statement's top-level WHERE condition is: (start, end, found).
+
+    Without a WHERE, start and end are where one would go: before RETURNING, or at
+    the end of the statement.
+    """
+    depth = 0
+    start: int | None = None
+    end = len(text.rstrip().rstrip(";"))
+    for token in _tokens(text):
+        if token.name in ("ASCII_40", "ASCII_91"):
+            depth += 1
+        elif token.name in ("ASCII_41", "ASCII_93"):
+            depth -= 1
+        elif depth == 0 and token.name == "WHERE" and start is None:
+            start = token.end + 1
+        elif depth == 0 and token.name == "RETURNING":
+            end = token.start
+            break
+    if start is None:
+        return end, end, False
+    return start, end, True

@@ -6,6 +6,7 @@ from dbamgr.lint.context import Context, ident
 from dbamgr.lint.model import BACKFILL, DATA_LOSS, Lock, Rule, Severity
 from dbamgr.lint.nodes import Node, range_name
 from dbamgr.lint.rules._registry import analyzer
+from dbamgr.lint.text import where_span
 
 RULES = [
     Rule(
@@ -42,15 +43,23 @@ RULES = [
 _BATCH = 10000
 
 
-def _batched(ctx: Context, table: str, condition: str) -> str:
-    statement = ctx.text.rstrip().rstrip(";")
+def _batched(ctx: Context, table: str, placeholder: str) -> str:
+    """The statement, limited to one batch of rows, to repeat outside the migration."""
+    text = ctx.text.rstrip().rstrip(";")
+    start, end, found = where_span(text)
+    condition = text[start:end].strip() if found else placeholder
     batch = (
         f"ctid = ANY (ARRAY(SELECT ctid FROM {ident(table)} WHERE {condition} "
         f"LIMIT {_BATCH}))"
     )
+    if found:
+        edited = f"{text[:start]} ({condition}) AND {batch} {text[end:]}"
+    else:
+        edited = f"{text[:start].rstrip()} WHERE {batch} {text[end:]}"
     return (
         "-- outside the migration, repeated until it changes no row:\n"
-        f"{statement} {'AND' if ' where ' in statement.lower() else 'WHERE'} {batch};"
+        + edited.rstrip()
+        + ";"
     )
 
 
@@ -74,7 +83,7 @@ def delete(ctx: Context, stmt: Node) -> None:
         "delete-rows",
         f'deletes rows of "{table}"',
         relation=table,
-        alternative=_batched(ctx, table, "<the same condition>"),
+        alternative=_batched(ctx, table, "<the rows to delete>"),
     )
 
 

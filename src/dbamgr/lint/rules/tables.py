@@ -339,10 +339,24 @@ def rename(ctx: Context, stmt: Node) -> None:
             state.columns[new_name] = state.columns.pop(old)
         key = f"{ctx.schema.key(relation)}:{old}"
         if not ctx.is_new(relation) and key not in ctx.schema.created:
+            found = ctx.schema.column_type(relation, new_name)
+            alternative = None
+            if found is not None:
+                table, col, new = ident(relation), ident(old), ident(new_name)
+                alternative = (
+                    f"ALTER TABLE {table} ADD COLUMN {new} {found};\n"
+                    "-- write both columns (a trigger, or the application), then "
+                    "backfill in batches:\n"
+                    f"-- UPDATE {table} SET {new} = {col} WHERE {new} IS NULL AND "
+                    "<key range>;\n"
+                    "-- once no code reads the old name, in a later migration:\n"
+                    f"ALTER TABLE {table} DROP COLUMN {col};"
+                )
             ctx.report(
                 "rename-column",
                 f'renames "{relation}.{old}" to "{new_name}"',
                 relation=relation,
+                alternative=alternative,
             )
 
 
