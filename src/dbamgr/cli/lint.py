@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 from rich.markdown import Markdown
-from rich.syntax import Syntax
 from rich.table import Table
 
 from dbamgr import lint as lint_api
@@ -71,16 +70,8 @@ def _render_finding(finding: lint_api.Finding, show_why: bool) -> None:
         console.print(f"  [dim]why: {finding.why}[/]", soft_wrap=True)
     if finding.alternative:
         console.print("  [green]safer:[/]")
-        console.print(
-            Syntax(
-                finding.alternative,
-                "sql",
-                theme="ansi_dark",
-                padding=(0, 4),
-                word_wrap=True,
-            ),
-            soft_wrap=True,
-        )
+        indented = "\n".join(f"    {line}" for line in finding.alternative.splitlines())
+        console.print(indented, style="green", markup=False, soft_wrap=True)
 
 
 def _render_report(report: lint_api.LintReport, show_suppressed: bool) -> None:

@@ -183,8 +183,6 @@ class TransactionTracker:
                         "enum-value-used-in-transaction",
                         f"{literal(value)} is used in the transaction that adds it",
                     )
-            if self.held and kind not in _TRIVIAL:
-                self._held(kind, stmt)
         else:
             self._robust(kind, stmt)
 
@@ -240,11 +238,20 @@ class TransactionTracker:
             return
         self.held_reported = True
         listing = ", ".join(f'"{r}" (line {line})' for r, line in self.held.items())
-        ctx.report(
-            "access-exclusive-held",
+        severity = None
+        message = (
             f"runs while ACCESS EXCLUSIVE is held on {listing}: reads and writes of "
-            "it wait for this statement too",
+            "it wait for this statement too"
         )
+        if ctx.schema.live is not None:
+            seconds = ctx.estimate or 0.0
+            settings = ctx.settings
+            message += f" (about {seconds:.3g} s)" if seconds else " (briefly)"
+            if seconds >= settings.error_after:
+                severity = Severity.ERROR
+            elif seconds < settings.warn_after:
+                severity = Severity.NOTE
+        ctx.report("access-exclusive-held", message, severity=severity)
 
     def _robust(self, kind: str, stmt: Node) -> None:
         ctx = self.ctx
@@ -290,6 +297,8 @@ class TransactionTracker:
     def after(self, kind: str, stmt: Node) -> None:
         """Record what this statement leaves behind: locks held, timeouts set."""
         ctx = self.ctx
+        if self.in_transaction and self.held and kind not in _TRIVIAL:
+            self._held(kind, stmt)
         if kind == "VariableSetStmt":
             name = stmt.get("name", "")
             if name == "lock_timeout":
