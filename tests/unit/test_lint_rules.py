@@ -219,8 +219,9 @@ CASES: dict[str, tuple[str, str]] = {
         "SET statement_timeout = '1min';\nALTER TABLE t ALTER COLUMN a SET NOT NULL;",
     ),
     "prefer-robust-statements": (
-        NO_TX + "CREATE INDEX CONCURRENTLY t_b_idx ON t (b);",
         NO_TX + "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_b_idx ON t (b);",
+        NO_TX + "DROP INDEX CONCURRENTLY IF EXISTS t_b_idx;\n"
+        "CREATE INDEX CONCURRENTLY t_b_idx ON t (b);",
     ),
     "enum-value-used-in-transaction": (
         "ALTER TYPE mood ADD VALUE 'meh' AFTER 'ok';\n"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dbamgr.lint.context import Context, ident, literal
 from dbamgr.lint.model import TRANSACTION, Lock, Rule, Severity
-from dbamgr.lint.nodes import Node, body, range_name
+from dbamgr.lint.nodes import Node, body, object_names, range_name
 from dbamgr.lint.text import command_spans, insert_after_keyword
 
 RULES = [
@@ -149,6 +149,7 @@ class TransactionTracker:
         self.lock_timeout_reported = False
         self.statement_timeout_reported = False
         self.enum_values: list[str] = []
+        self.dropped_if_exists: set[str] = set()
 
     @property
     def in_transaction(self) -> bool:
@@ -257,11 +258,18 @@ class TransactionTracker:
         ctx = self.ctx
         concurrent = stmt.get("concurrent", False)
         edited = None
-        if kind == "IndexStmt" and concurrent and not stmt.get("if_not_exists"):
+        message = "outside a transaction, a second run of this file fails here"
+        if kind == "DropStmt" and stmt.get("missing_ok"):
+            self.dropped_if_exists.update(object_names(stmt.get("objects")))
+        if kind == "IndexStmt" and concurrent:
             name = stmt.get("idxname")
-            if name:
-                schema = range_name(stmt.get("relation")).rpartition(".")[0]
-                qualified = f"{schema}.{name}" if schema else name
+            schema = range_name(stmt.get("relation")).rpartition(".")[0]
+            qualified = f"{schema}.{name}" if schema else str(name)
+            if stmt.get("if_not_exists"):
+                message = (
+                    "IF NOT EXISTS passes over the INVALID index a failed run leaves"
+                )
+            if name and qualified not in self.dropped_if_exists:
                 edited = (
                     f"DROP INDEX CONCURRENTLY IF EXISTS {ident(qualified)};\n"
                     + ctx.text.rstrip(";")
@@ -288,11 +296,7 @@ class TransactionTracker:
             text = insert_after_keyword(ctx.text, "TABLE", "IF NOT EXISTS")
             edited = text + ";" if text else None
         if edited is not None:
-            ctx.report(
-                "prefer-robust-statements",
-                "outside a transaction, a second run of this file fails here",
-                alternative=edited,
-            )
+            ctx.report("prefer-robust-statements", message, alternative=edited)
 
     def after(self, kind: str, stmt: Node) -> None:
         """Record what this statement leaves behind: locks held, timeouts set."""
