@@ -125,6 +125,7 @@ class LiveCatalog:
 
     @property
     def major_version(self) -> int:
+        """The server's major version, e.g. 18."""
         return self.server_version // 10000
 
     def stats(self, relation: str) -> TableStats | None:

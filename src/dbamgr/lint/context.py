@@ -92,14 +92,17 @@ class Schema:
 
     @staticmethod
     def key(name: str) -> str:
+        """The name relations are known by (``public.`` dropped)."""
         return name.removeprefix("public.")
 
     def begin_migration(self) -> None:
+        """Start the up of a new migration: nothing is new yet."""
         self.created = set()
         self.created_by_up = set()
         self.readonly = False
 
     def begin_down(self, up_created: set[str]) -> None:
+        """Start a down: the relations its up created are noted, nothing changes."""
         self.created_by_up = set(up_created)
         self.created = set()
         self.readonly = True
@@ -109,11 +112,13 @@ class Schema:
         return self.key(name) in self.created
 
     def mark_created(self, name: str) -> None:
+        """Remember that the current migration created *name*."""
         self.created.add(self.key(name))
 
     # -- tables ------------------------------------------------------------
 
     def table(self, name: str) -> TableState | None:
+        """What the migrations so far say about table *name*."""
         return self.tables.get(self.key(name))
 
     def ensure(self, name: str) -> TableState | None:
@@ -123,10 +128,12 @@ class Schema:
         return self.tables.setdefault(self.key(name), TableState())
 
     def forget(self, name: str) -> None:
+        """Forget a dropped table."""
         if not self.readonly:
             self.tables.pop(self.key(name), None)
 
     def rename(self, old: str, new: str) -> None:
+        """Follow a table to its new name."""
         if self.readonly:
             return
         state = self.tables.pop(self.key(old), None)
@@ -176,6 +183,7 @@ class Schema:
         return None
 
     def stats(self, name: str) -> TableStats | None:
+        """The live size of *name*, unless it is new or there is no database."""
         if self.live is None or self.is_new(name):
             return None
         return self.live.stats(name)
@@ -224,12 +232,14 @@ class Context:
         return self.settings.pg_version
 
     def start(self, text: str, line: int, column: int, node: Node) -> None:
+        """Begin a new statement."""
         self.text, self.line, self.column, self.node = text, line, column, node
         self.findings = []
         self.locks = []
         self.estimate = None
 
     def is_new(self, relation: str) -> bool:
+        """Whether *relation* was created earlier in the same migration."""
         return self.schema.is_new(relation)
 
     def lock(

@@ -17,6 +17,7 @@ class Severity(IntEnum):
 
     @property
     def label(self) -> str:
+        """The severity as a word: ``note``, ``warning``, ``error``."""
         return self.name.lower()
 
     @classmethod
@@ -54,10 +55,12 @@ class Lock(IntEnum):
 
     @property
     def blocks_reads(self) -> bool:
+        """Whether the mode stops SELECT on the table."""
         return self is Lock.ACCESS_EXCLUSIVE
 
     @property
     def blocks_writes(self) -> bool:
+        """Whether the mode stops INSERT, UPDATE and DELETE on the table."""
         return self >= Lock.SHARE
 
     @property
@@ -154,10 +157,12 @@ class Finding:
 
     @property
     def location(self) -> str:
+        """``file:line:column``."""
         return f"{self.file}:{self.line}:{self.column}"
 
     @property
     def is_data_loss(self) -> bool:
+        """Whether the finding loses data (what the approval gate looks at)."""
         return self.hazard == DATA_LOSS
 
 

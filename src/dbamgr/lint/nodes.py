@@ -80,6 +80,7 @@ def strings(items: list[Node] | None) -> list[str]:
 
 
 def qualified(parts: list[str]) -> str:
+    """Dotted name from its parts."""
     return ".".join(parts)
 
 

@@ -77,10 +77,12 @@ class Command:
 
     @property
     def subtype(self) -> str:
+        """The command type, e.g. ``AT_AddColumn``."""
         return str(self.node.get("subtype", ""))
 
     @property
     def definition(self) -> Node:
+        """The command's definition node (column, constraint...)."""
         return body(self.node.get("def", {}))
 
     @property
@@ -90,6 +92,7 @@ class Command:
 
     @property
     def short_name(self) -> str:
+        """The table name without its schema."""
         return self.relation.rpartition(".")[2]
 
     @cached_property

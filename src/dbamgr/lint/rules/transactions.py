@@ -153,6 +153,7 @@ class TransactionTracker:
 
     @property
     def in_transaction(self) -> bool:
+        """Whether the current statement runs inside a transaction."""
         return self.script_in_transaction or self.explicit is not None
 
     def _end_transaction(self) -> None:

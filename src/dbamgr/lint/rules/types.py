@@ -89,6 +89,7 @@ def advise(ctx: Context, table: str, column_def: Node, *, key: bool) -> None:
     where = f'"{table}.{column}"'
 
     def alternative(new_type: str) -> str | None:
+        """The statement with this column's type replaced by *new_type*."""
         span = type_span(ctx.text, type_node.get("location", -1))
         if span is None:
             return None
