@@ -261,3 +261,28 @@ def test_lint_settings_reject_unknown_rules_and_override_severities() -> None:
         ("prefer-text", Severity.ERROR)
     ]
     assert not report.failed
+
+
+@pytest.mark.parametrize(
+    ("sql", "rule"),
+    [
+        ("DROP OWNED BY legacy_app;", "drop-cascade"),
+        ("ALTER TABLE ALL IN TABLESPACE old SET TABLESPACE fast;", "set-tablespace"),
+        (
+            "MERGE INTO t USING u ON t.id = u.id WHEN MATCHED THEN DELETE;",
+            "delete-rows",
+        ),
+        (
+            "MERGE INTO t USING u ON t.id = u.id WHEN MATCHED THEN UPDATE SET a = 1;",
+            "backfill-in-migration",
+        ),
+        ("ALTER TABLE t ADD CONSTRAINT t_a_nn NOT NULL a;", "set-not-null"),
+    ],
+)
+def test_other_spellings_of_the_same_hazard(sql: str, rule: str) -> None:
+    assert rule in rules(sql)
+
+
+def test_attaching_an_index_partition_scans_nothing() -> None:
+    sql = "ALTER INDEX t_a_idx ATTACH PARTITION m_2020_at_idx;"
+    assert "attach-partition" not in rules(sql)

@@ -156,6 +156,8 @@ def add_constraint(cmd: Command) -> None:
         unique(cmd, constraint, kind)
     elif kind == "PRIMARY":
         _primary_key_using_index(cmd, str(constraint["indexname"]))
+    elif kind == "NOTNULL" and validated:
+        _not_null_constraint(cmd, strings(constraint.get("keys")))
     elif kind == "EXCLUSION":
         cmd.ctx.lock(cmd.relation, Lock.ACCESS_EXCLUSIVE, scan=True)
         cmd.ctx.report(
@@ -247,6 +249,28 @@ def unique(
         relation=cmd.relation,
         work="index",
         alternative=alternative,
+    )
+
+
+def _not_null_constraint(cmd: Command, columns: list[str]) -> None:
+    """ADD CONSTRAINT … NOT NULL col (PostgreSQL 18): SET NOT NULL by another name."""
+    ctx = cmd.ctx
+    state = ctx.schema.ensure(cmd.relation)
+    if state is not None:
+        state.not_null.update(columns)
+    pending = [
+        c for c in columns if not ctx.schema.has_valid_not_null_check(cmd.relation, c)
+    ]
+    if not pending:
+        return
+    ctx.lock(cmd.relation, Lock.ACCESS_EXCLUSIVE, scan=True)
+    ctx.report(
+        "set-not-null",
+        f'NOT NULL on "{cmd.relation}" ({", ".join(pending)}) scans the table under an '
+        "ACCESS EXCLUSIVE lock",
+        relation=cmd.relation,
+        work="scan",
+        alternative=join_sql(_not_null_steps(cmd, pending)),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dbamgr.lint.context import Context, ident
 from dbamgr.lint.model import BACKFILL, DATA_LOSS, Lock, Rule, Severity
-from dbamgr.lint.nodes import Node, range_name
+from dbamgr.lint.nodes import Node, body, range_name
 from dbamgr.lint.rules._registry import analyzer
 from dbamgr.lint.text import where_span
 
@@ -102,3 +102,21 @@ def update(ctx: Context, stmt: Node) -> None:
         work="rows" if whole else None,
         alternative=_batched(ctx, table, "<not yet updated>"),
     )
+
+
+@analyzer("MergeStmt")
+def merge(ctx: Context, stmt: Node) -> None:
+    """MERGE: a backfill, and a delete when one of its actions deletes."""
+    table = range_name(stmt.get("relation"))
+    ctx.lock(table, Lock.ROW_EXCLUSIVE)
+    if ctx.is_new(table):
+        return
+    actions = {
+        body(clause).get("commandType") for clause in stmt.get("mergeWhenClauses") or []
+    }
+    if "CMD_DELETE" in actions:
+        ctx.report("delete-rows", f'MERGE deletes rows of "{table}"', relation=table)
+    if actions & {"CMD_UPDATE", "CMD_INSERT"}:
+        ctx.report(
+            "backfill-in-migration", f'MERGE changes rows of "{table}"', relation=table
+        )

@@ -281,6 +281,30 @@ def drop(ctx: Context, stmt: Node) -> None:
                 ctx.report("drop-object", f'drops {_DROP_KINDS[kind]} "{name}"')
 
 
+@analyzer("DropOwnedStmt")
+def drop_owned(ctx: Context, stmt: Node) -> None:
+    """DROP OWNED drops every object of the roles, tables included."""
+    roles = ", ".join(
+        str(r.get("RoleSpec", {}).get("rolename", "")) for r in stmt.get("roles") or []
+    )
+    ctx.report(
+        "drop-cascade",
+        f"DROP OWNED BY {roles} drops every table and object those roles own",
+        alternative=f"REASSIGN OWNED BY {roles} TO <new owner>;",
+    )
+
+
+@analyzer("AlterTableMoveAllStmt")
+def move_all(ctx: Context, stmt: Node) -> None:
+    """ALTER TABLE ALL IN TABLESPACE copies every table in it."""
+    ctx.report(
+        "set-tablespace",
+        f'moves every relation of tablespace "{stmt.get("orig_tablespacename", "")}"'
+        f' to "{stmt.get("new_tablespacename", "")}", each copied under an ACCESS '
+        "EXCLUSIVE lock",
+    )
+
+
 @analyzer("DropdbStmt")
 def drop_database(ctx: Context, stmt: Node) -> None:
     """DROP DATABASE in a migration."""
@@ -445,6 +469,8 @@ def detach_partition(cmd: Command) -> None:
 def attach_partition(cmd: Command) -> None:
     """ATTACH PARTITION scans the partition unless it was created here."""
     partition = range_name(cmd.definition.get("name"))
+    if cmd.statement.get("objtype") == "OBJECT_INDEX":
+        return
     cmd.ctx.lock(partition, Lock.ACCESS_EXCLUSIVE, scan=True)
     if cmd.ctx.is_new(partition):
         return
