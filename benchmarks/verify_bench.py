@@ -52,7 +52,8 @@ def migration_sql(index: int) -> tuple[str, str]:
         return up, f"DROP TABLE {table};\n"
     if kind == 1:
         return (
-            f"ALTER TABLE {table} ADD COLUMN price numeric(10, 2) NOT NULL DEFAULT 0;\n",
+            f"ALTER TABLE {table} ADD COLUMN price numeric(10, 2) NOT NULL "
+            "DEFAULT 0;\n",
             f"ALTER TABLE {table} DROP COLUMN price;\n",
         )
     if kind == 2:
@@ -120,8 +121,17 @@ def main() -> None:
             started = time.perf_counter()
             for path in ups:
                 subprocess.run(
-                    [psql, "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-f", str(path)]
-                    + [reference_url],
+                    [
+                        psql,
+                        "-X",
+                        "-q",
+                        "-1",
+                        "-v",
+                        "ON_ERROR_STOP=1",
+                        "-f",
+                        str(path),
+                        reference_url,
+                    ],
                     check=True,
                     stdout=subprocess.DEVNULL,
                 )

@@ -12,7 +12,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from dbamgr.errors import ConfigError
 from dbamgr.validation import Convert, Invalid, Pattern, Range, build
@@ -91,6 +91,20 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class LintSettings:
+    """``[lint]``: how ``dbamgr lint`` judges migrations."""
+
+    fail_on: Literal["note", "warning", "error", "never"] = "warning"
+    pg_version: Annotated[int, Range(10, 99)] | None = None
+    disable: list[str] = field(default_factory=list)
+    severity: dict[str, Literal["note", "warning", "error"]] = field(
+        default_factory=dict
+    )
+    warn_after: Duration = 1.0
+    error_after: Duration = 10.0
+
+
+@dataclass(frozen=True)
 class Environment:
     """``[environments.NAME]``: a named target database."""
 
@@ -115,6 +129,7 @@ class ProjectConfig:
     seeds: SeedSettings = field(default_factory=SeedSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     environments: dict[str, Environment] = field(default_factory=dict)
+    lint: LintSettings = field(default_factory=LintSettings)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,8 @@ LAZY_COMMANDS = {
     "schema": "schema",
     "verify": "verify",
     "drift": "verify",
+    "lint": "lint",
+    "plan": "lint",
 }
 
 

@@ -33,6 +33,15 @@ dry_run_option = click.option(
     "--dry-run", is_flag=True, help="Print the SQL that would run; run nothing."
 )
 
+approve_option = click.option(
+    "--approve",
+    "approve",
+    metavar="VERSION",
+    multiple=True,
+    help="Approve the data loss of this migration on a protected environment "
+    "(repeatable).",
+)
+
 _STATE_STYLE = {
     STATE_APPLIED: "green",
     STATE_PENDING: "cyan",
@@ -210,13 +219,16 @@ def _render_run(report: migrations.RunReport, as_json: bool) -> None:
     is_flag=True,
     help="Apply pending migrations older than the newest applied one.",
 )
+@approve_option
 @json_option
 @pass_app
 def up(
     app: AppContext,
+    *,
     to: str | None,
     dry_run: bool,
     allow_out_of_order: bool,
+    approve: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Apply pending migrations, each in its own transaction."""
@@ -226,6 +238,7 @@ def up(
         to=to,
         dry_run=dry_run,
         allow_out_of_order=allow_out_of_order,
+        approve=approve,
         on_event=_progress(app),
     )
     _render_run(report, as_json)
@@ -239,10 +252,17 @@ def up(
 @click.option(
     "--dry-run", is_flag=True, help="Print the SQL that would run; run nothing."
 )
+@approve_option
 @json_option
 @pass_app
 def down(
-    app: AppContext, steps: int | None, to: str | None, dry_run: bool, as_json: bool
+    app: AppContext,
+    *,
+    steps: int | None,
+    to: str | None,
+    dry_run: bool,
+    approve: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Revert applied migrations, newest first (one by default)."""
     report = migrations.down(
@@ -251,6 +271,7 @@ def down(
         steps=steps,
         to=to,
         dry_run=dry_run,
+        approve=approve,
         on_event=_progress(app),
     )
     _render_run(report, as_json)
@@ -260,12 +281,19 @@ def down(
 @click.option(
     "--dry-run", is_flag=True, help="Print the SQL that would run; run nothing."
 )
+@approve_option
 @json_option
 @pass_app
-def redo(app: AppContext, dry_run: bool, as_json: bool) -> None:
+def redo(
+    app: AppContext, *, dry_run: bool, approve: tuple[str, ...], as_json: bool
+) -> None:
     """Revert the newest migration and apply it again."""
     report = migrations.redo(
-        app.project, app.target(), dry_run=dry_run, on_event=_progress(app)
+        app.project,
+        app.target(),
+        dry_run=dry_run,
+        approve=approve,
+        on_event=_progress(app),
     )
     _render_run(report, as_json)
 

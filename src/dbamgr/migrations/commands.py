@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -254,6 +254,27 @@ def _plan(session: Session, migration: Migration, direction: str) -> Plan:
     )
 
 
+def _approval_gate(
+    target: Target,
+    migrations: Sequence[Migration],
+    direction: str,
+    approve: Collection[str],
+    dry_run: bool = False,
+) -> list[str]:
+    """Data loss needs approval on a protected target (see dbamgr.lint.gate).
+
+    A dry run is never refused: it reports what a real run would refuse.
+    """
+    from dbamgr.lint import check_approval
+
+    try:
+        return check_approval(target, migrations, direction, approve)
+    except MigrationError as exc:
+        if not dry_run:
+            raise
+        return [f"a real run would be refused: {exc.message}"]
+
+
 def _start(session: Session, dry_run: bool) -> list[HistoryRow]:
     """Lock (unless a dry run) and read the history under the lock."""
     if not dry_run:
@@ -271,13 +292,15 @@ def up(
     to: str | None = None,
     dry_run: bool = False,
     allow_out_of_order: bool = False,
+    approve: Collection[str] = (),
     on_event: EventHandler | None = None,
 ) -> RunReport:
     """Apply the pending migrations in version order, up to *to* if given.
 
     Each runs in its own transaction with its history row, unless its file starts
     with ``-- dbamgr:no-transaction``. With *dry_run*, nothing runs and the report's
-    ``sql`` holds exactly what would.
+    ``sql`` holds exactly what would. On a protected target, migrations that lose
+    data run only when approved in their file or by version in *approve*.
     """
     source = _source(project)
     with _session(project, target, "up", on_event) as session:
@@ -286,6 +309,7 @@ def up(
         _refuse_changed(source, history)
         pending, warnings = _select_pending(source, history, to, allow_out_of_order)
         _refuse_irreversible_without_reason(pending)
+        warnings += _approval_gate(target, pending, UP, approve, dry_run)
         plans = [_plan(session, m, UP) for m in pending]
         report = RunReport(target.display, UP, dry_run)
         report.warnings += [str(p) for p in source.warnings]
@@ -354,18 +378,23 @@ def down(
     steps: int | None = None,
     to: str | None = None,
     dry_run: bool = False,
+    approve: Collection[str] = (),
     on_event: EventHandler | None = None,
 ) -> RunReport:
     """Revert applied migrations, newest first: one by default, *steps* of them,
-    or every one newer than *to*. Nothing runs if any of them cannot be reverted."""
+    or every one newer than *to*. Nothing runs if any of them cannot be reverted,
+    nor, on a protected target, if one loses data without approval."""
     source = _source(project)
     with _session(project, target, "down", on_event) as session:
         history = _start(session, dry_run)
         _refuse_unresolved(history)
         selected = _select_applied(source, history, steps, to)
         _refuse_changed(source, history, {m.version for m in selected})
+        gate_warnings = _approval_gate(target, selected, DOWN, approve, dry_run)
         plans = [_plan(session, m, DOWN) for m in selected]
-        report = RunReport(target.display, DOWN, dry_run)
+        report = RunReport(target.display, DOWN, dry_run, warnings=gate_warnings)
+        for warning in gate_warnings:
+            logger.warning("%s", warning)
         return _execute(session, report, plans, dry_run)
 
 
@@ -374,9 +403,13 @@ def redo(
     target: Target,
     *,
     dry_run: bool = False,
+    approve: Collection[str] = (),
     on_event: EventHandler | None = None,
 ) -> RunReport:
-    """Revert the newest applied migration and apply it again."""
+    """Revert the newest applied migration and apply it again.
+
+    On a protected target its down and up pass the approval gate like ``down``
+    and ``up``."""
     source = _source(project)
     with _session(project, target, "redo", on_event) as session:
         history = _start(session, dry_run)
@@ -386,8 +419,12 @@ def redo(
             raise MigrationError("no migration is applied: nothing to redo")
         _refuse_changed(source, history, {m.version for m in selected})
         migration = selected[0]
+        warnings = _approval_gate(target, selected, DOWN, approve, dry_run)
+        warnings += _approval_gate(target, selected, UP, approve, dry_run)
         plans = [_plan(session, migration, DOWN), _plan(session, migration, UP)]
-        report = RunReport(target.display, "redo", dry_run)
+        report = RunReport(target.display, "redo", dry_run, warnings=warnings)
+        for warning in warnings:
+            logger.warning("%s", warning)
         return _execute(session, report, plans, dry_run)
 
 
