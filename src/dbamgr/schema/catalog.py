@@ -32,19 +32,35 @@ def _sorted_acl(column: str, kind: str | None = None, owner: str | None = None) 
     return f"(SELECT array_agg(x::text ORDER BY x::text) FROM unnest({source}) x)"
 
 
-def _only(column: str, kind: str) -> str:
-    return f"(%({kind})s::oid[] IS NULL OR {column} = ANY(%({kind})s::oid[]))"
-
-
 ONLY_KINDS = ("schemas", "relations", "functions", "types", "extensions")
 
+# the sections of the query each kind of object needs
+_SECTIONS = {
+    "schemas": ("schemas",),
+    "relations": (
+        "relations",
+        "columns",
+        "constraints",
+        "indexes",
+        "triggers",
+        "policies",
+        "sequences",
+        "parts",
+    ),
+    "functions": ("functions",),
+    "types": ("types", "parts"),
+    "extensions": ("extensions",),
+}
 
-def snapshot_query(server_version: int) -> str:
+
+def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> str:
     """The snapshot query for a server of *server_version* (e.g. 150004).
 
-    Its parameters: ``excluded``, schema names to leave out; and, for each of
-    :data:`ONLY_KINDS`, an array of oids to read only those objects of that kind,
-    or NULL for all of them.
+    Its parameter ``excluded`` lists schema names to leave out. With *kinds* (a
+    subset of :data:`ONLY_KINDS`), the query reads only the objects whose oids the
+    parameter of the same name lists, and only the sections those kinds need;
+    written apart from the full query so that each plan can use the catalogs'
+    oid indexes.
     """
     if server_version >= 140000:
         body = (
@@ -53,30 +69,22 @@ def snapshot_query(server_version: int) -> str:
         )
     else:
         body = "p.prosrc"
-    return f"""
-WITH ns AS (
-    SELECT n.oid, n.nspname, n.nspacl, n.nspowner
-    FROM pg_namespace n
-    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
-      AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
-      AND n.nspname <> ALL(%(excluded)s::text[])
-      AND NOT {_member_of_extension("pg_namespace", "n")}
-),
-rels AS (
-    SELECT c.*, ns.nspname
-    FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')
-      AND NOT {_member_of_extension("pg_class", "c")}
-      AND {_only("c.oid", "relations")}
-)
-SELECT json_build_object(
-'schemas', (
+
+    def only(column: str, kind: str) -> str:
+        if kinds is None:
+            return "true"
+        if kind not in kinds:
+            return "false"
+        return f"{column} = ANY(%({kind})s::oid[])"
+
+    sections = {
+        "schemas": f"""
     SELECT json_agg(json_build_object(
         'oid', ns.oid, 'name', ns.nspname,
         'comment', {_comment("ns.oid", "pg_namespace")},
         'acl', {_sorted_acl("ns.nspacl", "n", "ns.nspowner")}))
-    FROM ns WHERE {_only("ns.oid", "schemas")}),
-'relations', (
+    FROM ns WHERE {only("ns.oid", "schemas")}""",
+        "relations": f"""
     SELECT json_agg(json_build_object(
         'oid', r.oid, 'schema', r.nspname, 'name', r.relname, 'kind', r.relkind,
         'persistence', r.relpersistence,
@@ -96,8 +104,8 @@ SELECT json_build_object(
                      WHERE i.inhrelid = r.oid AND NOT r.relispartition),
         'definition', CASE WHEN r.relkind IN ('v', 'm')
                            THEN pg_get_viewdef(r.oid, true) END))
-    FROM rels r WHERE r.relkind <> 'S'),
-'columns', (
+    FROM rels r WHERE r.relkind <> 'S'""",
+        "columns": f"""
     SELECT json_agg(col) FROM (SELECT json_build_object(
         'schema', r.nspname, 'relation', r.relname, 'name', a.attname,
         'attnum', a.attnum,
@@ -119,8 +127,8 @@ SELECT json_build_object(
     JOIN rels r ON r.oid = a.attrelid
     JOIN pg_type t ON t.oid = a.atttypid
     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-    WHERE a.attnum > 0 AND NOT a.attisdropped AND r.relkind <> 'S') cols),
-'constraints', (
+    WHERE a.attnum > 0 AND NOT a.attisdropped AND r.relkind <> 'S') cols""",
+        "constraints": f"""
     SELECT json_agg(json_build_object(
         'schema', r.nspname, 'relation', r.relname, 'name', c.conname,
         'type', c.contype, 'definition', pg_get_constraintdef(c.oid, true),
@@ -130,8 +138,8 @@ SELECT json_build_object(
     FROM pg_constraint c JOIN rels r ON r.oid = c.conrelid
     -- NOT NULL constraints (catalogued since PostgreSQL 18) are the columns'
     -- not_null, so that snapshots of different versions compare
-    WHERE c.contype <> 'n'),
-'indexes', (
+    WHERE c.contype <> 'n'""",
+        "indexes": f"""
     SELECT json_agg(json_build_object(
         'schema', r.nspname, 'relation', r.relname, 'name', ic.relname,
         'definition', pg_get_indexdef(i.indexrelid),
@@ -141,15 +149,15 @@ SELECT json_build_object(
         'comment', {_comment("ic.oid", "pg_class")}))
     FROM pg_index i
     JOIN rels r ON r.oid = i.indrelid
-    JOIN pg_class ic ON ic.oid = i.indexrelid),
-'triggers', (
+    JOIN pg_class ic ON ic.oid = i.indexrelid""",
+        "triggers": f"""
     SELECT json_agg(json_build_object(
         'schema', r.nspname, 'relation', r.relname, 'name', t.tgname,
         'definition', pg_get_triggerdef(t.oid, true), 'enabled', t.tgenabled,
         'comment', {_comment("t.oid", "pg_trigger")}))
     FROM pg_trigger t JOIN rels r ON r.oid = t.tgrelid
-    WHERE NOT t.tgisinternal),
-'policies', (
+    WHERE NOT t.tgisinternal""",
+        "policies": """
     SELECT json_agg(json_build_object(
         'schema', r.nspname, 'relation', r.relname, 'name', p.polname,
         'command', p.polcmd, 'permissive', p.polpermissive,
@@ -158,8 +166,8 @@ SELECT json_build_object(
                                    ORDER BY 1) FROM unnest(p.polroles) x),
         'using', pg_get_expr(p.polqual, p.polrelid),
         'check', pg_get_expr(p.polwithcheck, p.polrelid)))
-    FROM pg_policy p JOIN rels r ON r.oid = p.polrelid),
-'sequences', (
+    FROM pg_policy p JOIN rels r ON r.oid = p.polrelid""",
+        "sequences": f"""
     SELECT json_agg(json_build_object(
         'oid', r.oid, 'schema', r.nspname, 'name', r.relname,
         'type', format_type(s.seqtypid, NULL), 'start', s.seqstart,
@@ -174,8 +182,8 @@ SELECT json_build_object(
                        AND d.deptype IN ('a', 'i') LIMIT 1),
         'acl', {_sorted_acl("r.relacl", "s", "r.relowner")},
         'comment', {_comment("r.oid", "pg_class")}))
-    FROM rels r JOIN pg_sequence s ON s.seqrelid = r.oid),
-'functions', (
+    FROM rels r JOIN pg_sequence s ON s.seqrelid = r.oid""",
+        "functions": f"""
     SELECT json_agg(json_build_object(
         'oid', p.oid, 'schema', ns.nspname, 'name', p.proname,
         'identity', pg_get_function_identity_arguments(p.oid),
@@ -199,12 +207,12 @@ SELECT json_build_object(
     JOIN ns ON ns.oid = p.pronamespace
     JOIN pg_language l ON l.oid = p.prolang
     WHERE NOT {_member_of_extension("pg_proc", "p")}
-      AND {_only("p.oid", "functions")}
+      AND {only("p.oid", "functions")}
       -- functions made by the system for another object (multirange constructors)
       AND NOT EXISTS (SELECT 1 FROM pg_depend d
                       WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
-                        AND d.deptype = 'i')),
-'types', (
+                        AND d.deptype = 'i')""",
+        "types": f"""
     SELECT json_agg(json_build_object(
         'oid', t.oid, 'schema', ns.nspname, 'name', t.typname, 'kind', t.typtype,
         'labels', (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder)
@@ -234,8 +242,8 @@ SELECT json_build_object(
       AND (t.typtype <> 'c' OR (SELECT c.relkind FROM pg_class c
                                 WHERE c.oid = t.typrelid) = 'c')
       AND NOT {_member_of_extension("pg_type", "t")}
-      AND {_only("t.oid", "types")}),
-'parts', (
+      AND {only("t.oid", "types")}""",
+        "parts": f"""
     -- constraints (internal ones too), triggers, policies and defaults, with the
     -- relation or type they belong to: a refresh maps a dropped one to its owner
     SELECT json_agg(json_build_array(x.catalog, x.oid, x.owner_class, x.owner))
@@ -245,7 +253,8 @@ SELECT json_build_object(
           FROM pg_constraint c
           WHERE c.conrelid IN (SELECT oid FROM rels)
              OR c.contypid IN (SELECT t.oid FROM pg_type t JOIN ns
-                               ON ns.oid = t.typnamespace WHERE t.typtype = 'd')
+                               ON ns.oid = t.typnamespace WHERE t.typtype = 'd'
+                               AND {only("t.oid", "types")})
           UNION ALL
           SELECT 'pg_trigger', t.oid, 'rel', t.tgrelid FROM pg_trigger t
           WHERE t.tgrelid IN (SELECT oid FROM rels)
@@ -254,12 +263,36 @@ SELECT json_build_object(
           WHERE p.polrelid IN (SELECT oid FROM rels)
           UNION ALL
           SELECT 'pg_attrdef', d.oid, 'rel', d.adrelid FROM pg_attrdef d
-          WHERE d.adrelid IN (SELECT oid FROM rels)) x),
-'extensions', (
+          WHERE d.adrelid IN (SELECT oid FROM rels)) x""",
+        "extensions": f"""
     SELECT json_agg(json_build_object(
         'oid', e.oid, 'name', e.extname, 'schema', n.nspname,
         'version', e.extversion))
     FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-    WHERE e.extname <> 'plpgsql' AND {_only("e.oid", "extensions")})
+    WHERE e.extname <> 'plpgsql' AND {only("e.oid", "extensions")}""",
+    }
+    if kinds is None:
+        wanted = list(sections)
+    else:
+        wanted = [name for name in sections if any(name in _SECTIONS[k] for k in kinds)]
+    fields = ",\n".join(f"'{name}', (\n{sections[name]})" for name in wanted)
+    return f"""
+WITH ns AS (
+    SELECT n.oid, n.nspname, n.nspacl, n.nspowner
+    FROM pg_namespace n
+    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
+      AND n.nspname <> ALL(%(excluded)s::text[])
+      AND NOT {_member_of_extension("pg_namespace", "n")}
+),
+rels AS (
+    SELECT c.*, ns.nspname
+    FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')
+      AND NOT {_member_of_extension("pg_class", "c")}
+      AND {only("c.oid", "relations")}
+)
+SELECT json_build_object(
+{fields}
 )
 """

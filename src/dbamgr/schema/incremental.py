@@ -27,7 +27,7 @@ from typing import Any
 
 import psycopg
 
-from dbamgr.schema.snapshot import Snapshot, take_snapshot
+from dbamgr.schema.snapshot import GENERIC_PLANS, Snapshot, take_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,6 @@ _ONLY = {
     "schema": "schemas",
     "ext": "extensions",
 }
-_WRAP_GUARD = 4_000_000_000
 
 # Objects whose catalog rows were written at or after a transaction id, and the
 # owners of the objects a run locked. Returns (class, oid) pairs; class "unknown"
@@ -49,12 +48,16 @@ WITH ns AS (
     SELECT n.oid FROM pg_namespace n
     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
       AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
-)
+),
+-- rows written at or after the mark: age() is cheap where casting xmin is not
+mark AS (
+    SELECT age((%(since)s::bigint %% 4294967296)::text::xid) AS a)
 SELECT 'rel', c.oid FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
-WHERE c.xmin::text::bigint >= %(since)s AND c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')
+WHERE age(c.xmin) <= (SELECT a FROM mark)
+  AND c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')
 UNION ALL
 SELECT 'rel', i.indrelid FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid
-WHERE c.xmin::text::bigint >= %(since)s
+WHERE age(c.xmin) <= (SELECT a FROM mark)
 UNION ALL
 SELECT CASE WHEN c.relkind = 'c' THEN 'type' ELSE 'rel' END,
        CASE WHEN c.relkind = 'c' THEN c.reltype ELSE coalesce(i.indrelid, c.oid) END
@@ -63,22 +66,22 @@ LEFT JOIN pg_index i ON i.indexrelid = c.oid
 WHERE c.oid = ANY(%(relations)s::oid[])
 UNION ALL
 SELECT 'type', c.reltype FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
-WHERE c.xmin::text::bigint >= %(since)s AND c.relkind = 'c'
+WHERE age(c.xmin) <= (SELECT a FROM mark) AND c.relkind = 'c'
 UNION ALL
 SELECT 'proc', p.oid FROM pg_proc p JOIN ns ON ns.oid = p.pronamespace
-WHERE p.xmin::text::bigint >= %(since)s
+WHERE age(p.xmin) <= (SELECT a FROM mark)
 UNION ALL
 SELECT 'type', t.oid FROM pg_type t JOIN ns ON ns.oid = t.typnamespace
-WHERE t.xmin::text::bigint >= %(since)s AND t.typtype IN ('e', 'd', 'r', 'c')
+WHERE age(t.xmin) <= (SELECT a FROM mark) AND t.typtype IN ('e', 'd', 'r', 'c')
 UNION ALL
 SELECT CASE WHEN k.contypid <> 0 THEN 'type' ELSE 'rel' END,
        CASE WHEN k.contypid <> 0 THEN k.contypid ELSE k.conrelid END
-FROM pg_constraint k WHERE k.xmin::text::bigint >= %(since)s
+FROM pg_constraint k WHERE age(k.xmin) <= (SELECT a FROM mark)
   AND (k.contypid <> 0 OR k.conrelid <> 0)
 UNION ALL
-SELECT 'schema', n.oid FROM pg_namespace n WHERE n.xmin::text::bigint >= %(since)s
+SELECT 'schema', n.oid FROM pg_namespace n WHERE age(n.xmin) <= (SELECT a FROM mark)
 UNION ALL
-SELECT 'ext', e.oid FROM pg_extension e WHERE e.xmin::text::bigint >= %(since)s
+SELECT 'ext', e.oid FROM pg_extension e WHERE age(e.xmin) <= (SELECT a FROM mark)
 UNION ALL
 SELECT CASE o.catalog
          WHEN 'pg_proc' THEN 'proc'
@@ -108,6 +111,9 @@ LEFT JOIN pg_policy po ON o.catalog = 'pg_policy' AND po.oid = o.objid
 LEFT JOIN pg_attrdef ad ON o.catalog = 'pg_attrdef' AND ad.oid = o.objid
 WHERE o.catalog IN ('pg_proc', 'pg_namespace', 'pg_extension', 'pg_type',
                     'pg_constraint', 'pg_trigger', 'pg_policy', 'pg_attrdef')
+UNION ALL
+-- the mark for the next run, which starts after this refresh
+SELECT 'watermark', pg_snapshot_xmin(pg_current_snapshot())::text::bigint
 """
 _WATERMARK = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 
@@ -142,6 +148,8 @@ class SnapshotCache:
         self.conn = conn
         self.exclude = tuple(exclude_schemas)
         self.mode = mode
+        conn.execute(GENERIC_PLANS)
+        self._next_since: int | None = None
         self.current: Snapshot | None = None
         self._since = 0
         self.full_reads = 0
@@ -150,11 +158,24 @@ class SnapshotCache:
     def full(self) -> Snapshot:
         """Read the whole schema."""
         self.full_reads += 1
-        self.current = take_snapshot(self.conn, exclude_schemas=self.exclude)
+        self._next_since = None
+        self.current = self._read(None)
         return self.current
 
+    def _read(self, only: dict[str, list[int]] | None) -> Snapshot:
+        return take_snapshot(
+            self.conn, exclude_schemas=self.exclude, only=only, set_plan_mode=False
+        )
+
     def start(self) -> None:
-        """Mark the start of a run of statements: later writes count as changes."""
+        """Mark the start of a run of statements: later writes count as changes.
+
+        After a refresh the mark is known already (nothing wrote since), which
+        saves a round trip per run.
+        """
+        if self._next_since is not None:
+            self._since, self._next_since = self._next_since, None
+            return
         row = self.conn.execute(_WATERMARK).fetchone()
         self._since = int(row[0]) if row else 0
 
@@ -163,18 +184,11 @@ class SnapshotCache:
         *touched*; reads only what may have changed, or all when it must."""
         if self.current is None or not touched.exact or self.mode == "full":
             return self.full()
-        since = self._since % 2**32
-        if since > _WRAP_GUARD:
-            return self.full()
-        dirty = self._dirty(touched, since)
+        dirty = self._dirty(touched, self._since)
         if dirty is None:
             return self.full()
         previous = self.current
-        fresh = take_snapshot(
-            self.conn,
-            exclude_schemas=self.exclude,
-            only={_ONLY[cls]: sorted(oids) for cls, oids in dirty.items()},
-        )
+        fresh = self._read({_ONLY[cls]: sorted(oids) for cls, oids in dirty.items()})
         if self._renamed(previous, fresh) or self._type_changed(previous, fresh):
             return self.full()
         self.partial_reads += 1
@@ -207,6 +221,9 @@ class SnapshotCache:
         assert self.current is not None
         dirty: dict[str, set[int]] = {cls: set() for cls in _ONLY}
         for found, number in rows:
+            if found == "watermark":
+                self._next_since = int(number)
+                continue
             cls, oid = found, int(number)
             if found.startswith("gone:"):
                 # a constraint, trigger, policy or default dropped: its owner

@@ -11,6 +11,7 @@ built by the same migrations on the same server give byte-identical snapshots.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -21,10 +22,10 @@ from typing import Any
 import psycopg
 
 from dbamgr.errors import UsageError
-from dbamgr.schema.catalog import ONLY_KINDS, snapshot_query
+from dbamgr.schema.catalog import snapshot_query
 
 FORMAT = 1
-_GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
+GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
 KINDS = ("schemas", "extensions", "types", "sequences", "tables", "views", "functions")
 NESTED = ("columns", "constraints", "indexes", "triggers", "policies")
 
@@ -70,6 +71,7 @@ def quote_name(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+@functools.lru_cache(maxsize=65536)
 def qualify(schema: str, name: str) -> str:
     """``schema.name``, each part quoted only where SQL would need it."""
     return f"{quote_name(schema)}.{quote_name(name)}"
@@ -317,22 +319,31 @@ def take_snapshot(
     *,
     exclude_schemas: Iterable[str] = ("dbamgr",),
     only: dict[str, list[int]] | None = None,
+    set_plan_mode: bool = True,
 ) -> Snapshot:
     """Read the schema of the database *conn* is connected to, in one query.
 
     The schemas in *exclude_schemas* (dbamgr's own, by default) are left out.
     With *only* (a kind of :data:`~dbamgr.schema.catalog.ONLY_KINDS` -> oids), the
-    snapshot holds just those objects (none of the kinds not named).
+    snapshot holds just those objects (none of the kinds not named). The query
+    runs with one generic plan (set on the session unless *set_plan_mode* is
+    false, for a caller that set it already).
     """
     version = conn.info.server_version
-    query = snapshot_query(version)
+    params: dict[str, Any] = {"excluded": list(exclude_schemas)}
+    kinds = None
+    if only is not None:
+        wanted = {kind: list(oids) for kind, oids in only.items() if oids}
+        if not wanted:
+            return Snapshot({kind: {} for kind in KINDS}, version)
+        kinds = frozenset(wanted)
+        params |= wanted
+    query = snapshot_query(version, kinds)
     with conn.cursor() as cur:
         # Prepared, with one generic plan: verify takes hundreds of snapshots on
         # one connection, and planning this query costs more than running it.
-        cur.execute(_GENERIC_PLANS)
-        params: dict[str, Any] = {"excluded": list(exclude_schemas)}
-        for kind in ONLY_KINDS:
-            params[kind] = None if only is None else list(only.get(kind, []))
+        if set_plan_mode:
+            cur.execute(GENERIC_PLANS)
         cur.execute(query, params, prepare=True)
         row = cur.fetchone()
     raw = row[0] if row and row[0] else {}

@@ -149,8 +149,14 @@ class _Verifier:
         re-reading only what the run may have changed."""
         self.cache.start()
         self.tracer.detailed = detailed
+        before = self.cache.current
         phase = self.run(migration, direction, traced=True)
-        self.rows.forget(self.tracer.written())
+        written = self.tracer.written()
+        if written is None or before is None:
+            self.rows.forget(None)
+        else:
+            known = before.catalog.get("rel", {})
+            self.rows.forget({known[oid][1] for oid in written if oid in known})
         return phase, self.cache.refresh(self.tracer.touched())
 
     def run(self, migration: Migration, direction: str, traced: bool) -> PhaseTrace:

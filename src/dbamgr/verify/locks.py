@@ -50,10 +50,12 @@ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
 _AFTER_STATEMENT = """
 SELECT 'lock', l.relation::bigint, l.mode FROM pg_locks l
 WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
-  AND l.relation = ANY(%(relations)s::oid[])
 UNION ALL
-SELECT 'file', c.oid::bigint, c.relfilenode::text FROM pg_class c
-WHERE c.oid = ANY(%(tables)s::oid[])
+-- a rewrite takes ACCESS EXCLUSIVE: only those tables can have a new relfilenode
+SELECT 'file', c.oid::bigint, c.relfilenode::text
+FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+  AND l.mode = 'AccessExclusiveLock' AND c.relkind IN ('r', 'm')
 UNION ALL
 SELECT 'object', l.objid::bigint, l.classid::regclass::text FROM pg_locks l
 WHERE l.pid = pg_backend_pid() AND l.locktype = 'object' AND l.granted
@@ -196,6 +198,11 @@ class LockTracer:
         self._held = set()
         self._objects = set()
         self._exact = plan.in_transaction
+        if not self.detailed:
+            # only what the plan touches is wanted: any relation it locks counts,
+            # so the list of relations that existed before is not needed
+            self._names = {}
+            return
         self._names = {}
         self._tables = set()
         self._filenodes = {}
@@ -226,14 +233,19 @@ class LockTracer:
             last = plan.script.statements[-1]
             if step.statement.index != last.index:
                 return
-        rows = conn.execute(
-            _AFTER_STATEMENT,
-            {"relations": list(self._names), "tables": list(self._filenodes)},
-        ).fetchall()
-        locks = {(oid, mode) for kind, oid, mode in rows if kind == "lock"}
+        rows = conn.execute(_AFTER_STATEMENT).fetchall()
+        names = self._names
+        locks = {
+            (oid, mode)
+            for kind, oid, mode in rows
+            if kind == "lock" and (oid in names or not self.detailed)
+        }
         self._objects |= {
             (catalog, oid) for kind, oid, catalog in rows if kind == "object"
         }
+        if not self.detailed:
+            self._held |= locks
+            return
         sampled = False
         if self._sampler is not None:
             locks |= self._sampler.stop()
@@ -246,14 +258,16 @@ class LockTracer:
         rewrites = []
         present = set()
         for kind, oid, filenode in rows:
-            if kind != "file":
+            if kind != "file" or oid not in self._filenodes:
                 continue
             present.add(oid)
-            if self._filenodes.get(oid) != filenode:
-                rewrites.append(self._names[oid])
+            if self._filenodes[oid] != filenode:
+                rewrites.append(names[oid])
                 self._filenodes[oid] = filenode
-        dropped = [self._names[oid] for oid in self._filenodes if oid not in present]
-        for oid in [oid for oid in self._filenodes if oid not in present]:
+        exclusive = {oid for oid, mode in locks if mode == "AccessExclusiveLock"}
+        gone = [oid for oid in exclusive & set(self._filenodes) if oid not in present]
+        dropped = [names[oid] for oid in gone]
+        for oid in gone:
             del self._filenodes[oid]
         text = step.statement.text
         self.statements.append(
@@ -277,13 +291,13 @@ class LockTracer:
         relations = {oid for oid, _ in self._held}
         return Touched(relations, set(self._objects), exact=self._exact)
 
-    def written(self) -> set[str] | None:
-        """Names of the relations the plan may have written rows to (it held
-        ROW EXCLUSIVE or stronger on them); None when locks were only sampled."""
+    def written(self) -> set[int] | None:
+        """Oids of the relations the plan may have written rows to (it held ROW
+        EXCLUSIVE or stronger on them); None when locks were only sampled."""
         if not self._exact:
             return None
         return {
-            self._names[oid]
+            oid
             for oid, mode in self._held
             if _RANK.get(mode, 0) >= _RANK["RowExclusiveLock"]
         }
