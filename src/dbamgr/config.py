@@ -13,7 +13,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -98,6 +98,24 @@ class ServerSettings(_Section):
     settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
+class BackupSettings(_Section):
+    """``[backup]``: the backup repository, retention and recovery targets."""
+
+    repository: str = f"{STATE_DIR}/backups"
+    compression: Literal["auto", "zstd", "lz4", "gzip", "none"] = "auto"
+    compression_level: Annotated[int, Field(ge=1, le=22)] | None = None
+    wal_compression: Literal["zstd", "gzip", "none"] = "none"
+    archive_timeout: Duration = 60.0
+    archive_wait: Duration = 120.0
+    jobs: Annotated[int, Field(ge=1, le=64)] = 2
+    keep_full: Annotated[int, Field(ge=1)] | None = None
+    keep_days: Annotated[float, Field(gt=0)] | None = None
+    keep_logical: Annotated[int, Field(ge=1)] | None = None
+    rpo_seconds: Annotated[float, Field(gt=0)] | None = None
+    rto_seconds: Annotated[float, Field(gt=0)] | None = None
+    row_counts: bool = True
+
+
 class Environment(_Section):
     """``[environments.NAME]``: a named target database."""
 
@@ -122,6 +140,7 @@ class ProjectConfig(_Section):
     migrations: MigrationSettings = Field(default_factory=MigrationSettings)
     seeds: SeedSettings = Field(default_factory=SeedSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
     environments: dict[str, Environment] = Field(default_factory=dict)
 
 
@@ -158,6 +177,11 @@ class Project:
     @property
     def server_dir(self) -> Path:
         return self.root / self.config.server.data_dir
+
+    @property
+    def backup_repository(self) -> Path:
+        """The backup repository's directory (relative paths are to the root)."""
+        return self.root / self.config.backup.repository
 
     @property
     def database_name(self) -> str:
