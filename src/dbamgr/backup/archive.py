@@ -21,7 +21,7 @@ from psycopg import sql
 import dbamgr
 from dbamgr.backup.repository import Repository
 from dbamgr.backup.wal import index_wal
-from dbamgr.backup.walnames import parse_segment
+from dbamgr.backup.walnames import parse_segment, parse_size
 from dbamgr.db.connect import connect
 from dbamgr.log import mask_url
 from dbamgr.server.cluster import LocalCluster
@@ -47,9 +47,7 @@ def archive_command(repository: Path, compression: str = "none") -> str:
 
 def restore_command(repository: Path) -> str:
     """The restore_command that fetches WAL from *repository*."""
-    return (
-        f"{python_command()} wal fetch --repo {shlex.quote(str(repository))} %f %p"
-    )
+    return f"{python_command()} wal fetch --repo {shlex.quote(str(repository))} %f %p"
 
 
 def grant_program_access(user: RunAs | None) -> None:
@@ -173,7 +171,8 @@ def archive_status(url: str, repo: Repository | None) -> ArchiveStatus:
     repository's newest segment."""
     with connect(url, purpose="archive") as conn:
         row: Any = conn.execute(
-            "SELECT current_setting('archive_mode'), current_setting('archive_command'),"
+            "SELECT current_setting('archive_mode'),"
+            " current_setting('archive_command'),"
             " archived_count, last_archived_wal, last_archived_time, failed_count,"
             " last_failed_wal, last_failed_time,"
             " CASE WHEN pg_is_in_recovery() THEN NULL"
@@ -189,8 +188,7 @@ def archive_status(url: str, repo: Repository | None) -> ArchiveStatus:
             ready = int(ready_row[0]) if ready_row else None
         except Exception:  # needs pg_monitor or superuser
             ready = None
-    size_text = str(row[9])
-    size = int(size_text[:-2]) * 1024 * 1024 if size_text.endswith("MB") else int(size_text)
+    size = parse_size(str(row[9]))
     status = ArchiveStatus(
         target=mask_url(url),
         archive_mode=row[0],
@@ -204,16 +202,12 @@ def archive_status(url: str, repo: Repository | None) -> ArchiveStatus:
         current_wal=row[8],
         ready_files=ready,
         lag_segments=_lag(row[8], row[3], size),
-        lag_seconds=(
-            (datetime.now(UTC) - row[4]).total_seconds() if row[4] else None
-        ),
+        lag_seconds=((datetime.now(UTC) - row[4]).total_seconds() if row[4] else None),
         repository_newest=None,
     )
     if repo is not None:
         index = index_wal(repo, size)
-        newest = [
-            (tli, max(segs)) for tli, segs in index.segments.items() if segs
-        ]
+        newest = [(tli, max(segs)) for tli, segs in index.segments.items() if segs]
         if newest:
             from dbamgr.backup.walnames import segment_name
 
@@ -237,9 +231,7 @@ def _diagnose(status: ArchiveStatus) -> None:
             "failed; see the server log for archive_command's message"
         )
     if status.ready_files is not None and status.ready_files > 10:
-        status.problems.append(
-            f"{status.ready_files} WAL files wait to be archived"
-        )
+        status.problems.append(f"{status.ready_files} WAL files wait to be archived")
     if (
         status.repository_newest is not None
         and status.last_archived_wal is not None

@@ -13,9 +13,8 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from dbamgr.backup.compress import choose_compression, read_member
+from dbamgr.backup.compress import choose_compression
 from dbamgr.backup.errors import BackupError
 from dbamgr.backup.heartbeat import write_marker
 from dbamgr.backup.manifest import (
@@ -23,7 +22,6 @@ from dbamgr.backup.manifest import (
     PG_VERIFYBACKUP_TAR_MAJOR,
     file_checksums,
     read_manifest,
-    tar_files,
     verify_files,
 )
 from dbamgr.backup.progress import ProgressCallback, report, run_program
@@ -41,6 +39,7 @@ from dbamgr.backup.walnames import (
     format_lsn,
     last_segment_of,
     parse_lsn,
+    parse_size,
     segment_name,
     segment_of,
 )
@@ -82,8 +81,7 @@ def server_facts(url: str) -> ServerFacts:
             " coalesce(current_setting('summarize_wal', true), 'off')"
         ).fetchone()
     assert row is not None
-    size = row[3]
-    segment_size = int(size[:-2]) * 1024 * 1024 if size.endswith("MB") else int(size)
+    segment_size = parse_size(str(row[3]))
     return ServerFacts(
         major=int(row[0]) // 10000,
         version=str(row[1]).split()[0],
@@ -113,9 +111,7 @@ def _check_server(facts: ServerFacts, binaries: PgBinaries, url: str) -> None:
         )
 
 
-def _parent_for_incremental(
-    repo: Repository, facts: ServerFacts
-) -> BackupInfo:
+def _parent_for_incremental(repo: Repository, facts: ServerFacts) -> BackupInfo:
     if facts.major < INCREMENTAL_MAJOR:
         raise BackupError(
             f"incremental backups need PostgreSQL {INCREMENTAL_MAJOR} or later; "
@@ -138,17 +134,6 @@ def _parent_for_incremental(
             hint="take a full backup first: dbamgr backup base",
         )
     return candidates[-1]
-
-
-def _read_label(directory: Path) -> dict[str, str]:
-    base = next(p for p in tar_files(directory) if p.name.startswith("base.tar"))
-    text = (read_member(base, "backup_label") or b"").decode()
-    label = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(": ")
-        if sep:
-            label[key.strip()] = value.strip()
-    return label
 
 
 def wait_for_wal(
@@ -221,7 +206,15 @@ def take_base_backup(
         try:
             with repo.storage.staging(repo.data_prefix(info.id)) as work:
                 _run_basebackup(
-                    repo, info, parent, url, binaries, method, level, work, on_progress
+                    repo,
+                    info,
+                    parent,
+                    url,
+                    binaries,
+                    method=method,
+                    level=level,
+                    work=work,
+                    on_progress=on_progress,
                 )
                 _describe(info, work)
                 report(on_progress, "verifying files")
@@ -235,7 +228,9 @@ def take_base_backup(
                 end_lsn = parse_lsn(info.stop_lsn or "0/0")
                 if not facts.in_recovery:
                     report(on_progress, "writing the backup marker")
-                    marker = write_marker(url, f"backup {info.id}", with_counts=row_counts)
+                    marker = write_marker(
+                        url, f"backup {info.id}", with_counts=row_counts
+                    )
                     info.marker = {
                         "xid": marker.xid,
                         "lsn": marker.lsn,
@@ -274,6 +269,7 @@ def _run_basebackup(
     parent: BackupInfo | None,
     url: str,
     binaries: PgBinaries,
+    *,
     method: str,
     level: int | None,
     work: Path,
@@ -313,15 +309,4 @@ def _describe(info: BackupInfo, work: Path) -> None:
     info.start_lsn = format_lsn(first.start_lsn)
     info.stop_lsn = format_lsn(last.end_lsn)
     info.data_size = manifest.total_size
-    label = _read_label(work)
-    started: Any = label.get("START TIME")
-    if started:
-        from datetime import datetime
-
-        try:
-            info.start_time = datetime.strptime(started, "%Y-%m-%d %H:%M:%S %Z").replace(
-                tzinfo=info.start_time.tzinfo
-            )
-        except ValueError:
-            logger.debug("cannot read START TIME %r", started)
     info.stop_time = utcnow()

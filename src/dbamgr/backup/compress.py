@@ -72,7 +72,7 @@ def choose_compression(binaries: PgBinaries, wanted: str) -> str:
     if wanted != "auto":
         if not basebackup_supports(binaries, wanted):
             raise BackupError(
-                f'pg_basebackup {binaries.version} in {binaries.bin_dir} was built '
+                f"pg_basebackup {binaries.version} in {binaries.bin_dir} was built "
                 f'without "{wanted}" compression',
                 hint='set [backup] compression to "auto" or to one it supports',
                 compression=wanted,
@@ -109,7 +109,7 @@ def open_decompressed(source: BinaryIO, method: str) -> BinaryIO:
         reader = zstandard.ZstdDecompressor().stream_reader(
             source, read_size=_READ_CHUNK
         )
-        return io.BufferedReader(reader, _READ_CHUNK)  # type: ignore[arg-type]
+        return io.BufferedReader(reader, _READ_CHUNK)
     if method == "lz4":
         if not lz4_available():
             raise BackupError(
@@ -117,7 +117,7 @@ def open_decompressed(source: BinaryIO, method: str) -> BinaryIO:
             )
         import lz4.frame
 
-        return lz4.frame.LZ4FrameFile(source, mode="rb")  # type: ignore[no-any-return]
+        return lz4.frame.LZ4FrameFile(source, mode="rb")  # type: ignore[no-any-return,unused-ignore]
     raise BackupError(f'unknown compression "{method}"')
 
 
@@ -147,9 +147,9 @@ def open_tar(path: Path) -> Iterator[tarfile.TarFile]:
     """Open a possibly compressed tar file for streaming reads."""
     with path.open("rb") as raw:
         stream = open_decompressed(raw, method_of(path))
-        with tarfile.open(
-            fileobj=stream, mode="r|", copybufsize=_READ_CHUNK
-        ) as archive:
+        with tarfile.open(fileobj=stream, mode="r|", bufsize=_READ_CHUNK) as archive:
+            # TarFile reads members in 16 kB pieces unless told otherwise
+            archive.copybufsize = _READ_CHUNK  # type: ignore[attr-defined]
             yield archive
 
 

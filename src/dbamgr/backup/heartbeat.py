@@ -97,9 +97,7 @@ def write_heartbeat(url: str, source: str = "heartbeat") -> Heartbeat:
 
 def newest_heartbeat(conn: psycopg.Connection[Any]) -> Heartbeat | None:
     """The newest heartbeat row, or None if there is no table or no row."""
-    exists = conn.execute(
-        "SELECT to_regclass(%s)", [f"{SCHEMA}.{TABLE}"]
-    ).fetchone()
+    exists = conn.execute("SELECT to_regclass(%s)", [f"{SCHEMA}.{TABLE}"]).fetchone()
     if exists is None or exists[0] is None:
         return None
     row = conn.execute(_NEWEST).fetchone()
@@ -151,7 +149,10 @@ def write_marker(url: str, label: str, *, with_counts: bool = True) -> Marker:
 
 
 def _others_committed(
-    conn: psycopg.Connection[Any], in_progress: list[int], xmax: int, xmax_after: int,
+    conn: psycopg.Connection[Any],
+    in_progress: list[int],
+    xmax: int,
+    xmax_after: int,
     own: int,
 ) -> bool:
     """Whether a transaction unseen by the counting snapshot has committed."""

@@ -133,10 +133,14 @@ def _verify_in_python(
                     report(on_progress, "verifying files", done // 1024, total // 1024)
                     entry = expected.pop(name, None)
                     if entry is None:
-                        problems.append(f'"{name}" is in the backup but not in the manifest')
-                    elif int(entry["Size"]) != size:
                         problems.append(
-                            f'"{name}" has size {size}, the manifest says {entry["Size"]}'
+                            f'"{name}" is in the backup but not in the manifest'
+                        )
+                    elif int(entry["Size"]) != size:
+                        expected_size = entry["Size"]
+                        problems.append(
+                            f'"{name}" has {size} bytes, the manifest says '
+                            f"{expected_size}"
                         )
                     elif entry.get("Checksum-Algorithm") == "SHA256" and (
                         entry["Checksum"] != digest.hexdigest()
@@ -152,12 +156,16 @@ def _verify_in_python(
 
 
 def file_checksums(directory: Path) -> dict[str, dict[str, Any]]:
-    """Size and SHA-256 of each file the backup stores (for the catalog)."""
+    """Size and SHA-256 of each file the backup stores (for the catalog), by
+    path relative to *directory*."""
     result = {}
-    for path in sorted(directory.iterdir()):
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         digest = hashlib.sha256()
         with path.open("rb") as handle:
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
-        result[path.name] = {"size": path.stat().st_size, "sha256": digest.hexdigest()}
+        result[path.relative_to(directory).as_posix()] = {
+            "size": path.stat().st_size,
+            "sha256": digest.hexdigest(),
+        }
     return result

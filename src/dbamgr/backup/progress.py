@@ -28,8 +28,12 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def report(callback: ProgressCallback | None, step: str, done: float | None = None,
-           total: float | None = None) -> None:
+def report(
+    callback: ProgressCallback | None,
+    step: str,
+    done: float | None = None,
+    total: float | None = None,
+) -> None:
     """Send a progress report if anyone listens."""
     if callback is not None:
         callback(Progress(step, done, total))
@@ -70,9 +74,10 @@ def run_program(
             )
         except OSError as exc:
             raise BackupError(f"cannot run {argv[0]}: {exc}", command=argv) from exc
-        assert process.stderr is not None
+        stderr = process.stderr
+        assert stderr is not None
         try:
-            while chunk := process.stderr.read1(65536):
+            while chunk := os.read(stderr.fileno(), 65536):
                 errors += chunk
                 for match in _KB_PROGRESS.finditer(chunk):
                     report(on_progress, step, int(match[1]), int(match[2]))

@@ -126,6 +126,15 @@ class RestorePoint:
         return json.dumps(data, indent=2) + "\n"
 
 
+def check_restore_point_name(name: str) -> None:
+    """Refuse a name that cannot be a restore point's file name."""
+    if not _NAME.match(name):
+        raise RepositoryError(
+            f'"{name}" cannot name a restore point',
+            hint="use letters, digits, '_', '-', '.', ':' (at most 63)",
+        )
+
+
 class RepositoryLocked(RepositoryError):
     """Another dbamgr process is taking a backup or expiring this repository."""
 
@@ -179,7 +188,9 @@ class Repository:
                 try:
                     found.append(BackupInfo.from_json(handle.read().decode()))
                 except (ValueError, KeyError, TypeError) as exc:
-                    logger.warning("skipping unreadable catalog document %s: %s", key, exc)
+                    logger.warning(
+                        "skipping unreadable catalog document %s: %s", key, exc
+                    )
         return sorted(found, key=lambda b: (b.start_time, b.id))
 
     def complete_backups(self, *, physical: bool | None = None) -> list[BackupInfo]:
@@ -247,11 +258,7 @@ class Repository:
     # -- restore points ------------------------------------------------------
 
     def save_restore_point(self, point: RestorePoint) -> None:
-        if not _NAME.match(point.name):
-            raise RepositoryError(
-                f'"{point.name}" cannot name a restore point',
-                hint="use letters, digits, '_', '-', '.', ':' (at most 63)",
-            )
+        check_restore_point_name(point.name)
         self.storage.write_bytes(
             f"restore_points/{point.name}.json", point.to_json().encode()
         )
@@ -279,17 +286,24 @@ class Repository:
             return
         lock_path = self.path / ".lock"
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        owner = getattr(self.storage, "owner", None)
+        if owner is not None:
+            os.fchown(fd, owner.uid, owner.gid)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = lock_path.with_name(".lock.holder")
-                who = holder.read_text().strip() if holder.exists() else "another process"
+                who = (
+                    holder.read_text().strip() if holder.exists() else "another process"
+                )
                 raise RepositoryLocked(
                     f"the repository {self.path} is locked by {who}",
                     hint="wait for it to finish, then run this again",
                 ) from None
-            (self.path / ".lock.holder").write_text(f"{purpose} (pid {os.getpid()})\n")
+            self.storage.write_bytes(
+                ".lock.holder", f"{purpose} (pid {os.getpid()})\n".encode()
+            )
             yield
         finally:
             os.close(fd)

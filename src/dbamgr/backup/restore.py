@@ -258,8 +258,9 @@ def _extract_backup(
                 destination,
                 owner=owner,
                 on_bytes=on_bytes,
-                skip=lambda m: m.name.removeprefix("./").startswith("pg_tblspc/")
-                and m.issym(),
+                skip=lambda m: (
+                    m.name.removeprefix("./").startswith("pg_tblspc/") and m.issym()
+                ),
             )
         elif stem == "pg_wal":
             if with_wal:
@@ -310,7 +311,9 @@ def materialize(
             step="combining incremental backups",
         )
         wal_tar = [
-            p for p in tar_files(repo.data_dir(chain[-1].id)) if p.name.startswith("pg_wal")
+            p
+            for p in tar_files(repo.data_dir(chain[-1].id))
+            if p.name.startswith("pg_wal")
         ]
         for tar_path in wal_tar:
             (target_dir / "pg_wal").mkdir(mode=0o700, exist_ok=True)
@@ -381,7 +384,9 @@ def restore_backup(
         **target.settings(),
     }
     if not target.latest:
-        settings["recovery_target_action"] = "pause" if (pause or not start) else "promote"
+        settings["recovery_target_action"] = (
+            "pause" if (pause or not start) else "promote"
+        )
     if not keep_archiving:
         settings["archive_mode"] = "off"
     settings |= extra_settings or {}
@@ -400,9 +405,13 @@ def restore_backup(
             target_dir.mkdir(mode=0o700, parents=True)
         target_dir.chmod(0o700)
         chown(target_dir, user)
-        materialize(repo, chain, target_dir, binaries, user=user, on_progress=on_progress)
+        materialize(
+            repo, chain, target_dir, binaries, user=user, on_progress=on_progress
+        )
         write_recovery_settings(
-            target_dir, settings, note=f"added by dbamgr restore from {backup.id}",
+            target_dir,
+            settings,
+            note=f"added by dbamgr restore from {backup.id}",
             user=user,
         )
         report(on_progress, "syncing files")
@@ -410,8 +419,13 @@ def restore_backup(
         grant_program_access(user)
         if start:
             cluster = start_restored(
-                target_dir, binaries, run_as=run_as, target=target, pause=pause,
-                timeout=wait_timeout, on_progress=on_progress,
+                target_dir,
+                binaries,
+                run_as=run_as,
+                target=target,
+                pause=pause,
+                timeout=wait_timeout,
+                on_progress=on_progress,
             )
             report_.started = True
             report_.url = cluster.url()

@@ -10,6 +10,7 @@ through :meth:`Storage.staging`, which an object store would upload on commit.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import shutil
@@ -236,7 +237,7 @@ class LocalStorage:
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
 
-    def leftovers(self, prefix: str) -> list[Path]:
+    def leftovers(self, prefix: str) -> builtins.list[Path]:
         """Temporary files and staging directories left by interrupted writes."""
         base = self._path(prefix)
         if not base.is_dir():

@@ -25,7 +25,6 @@ from dbamgr.backup.compress import SUFFIXES, open_decompressed
 from dbamgr.backup.errors import BackupError, WalConflict, WalNotFound
 from dbamgr.backup.repository import Repository
 from dbamgr.backup.walnames import (
-    Segment,
     Switch,
     history_name,
     history_tli,
@@ -98,7 +97,7 @@ def _compressing(source: BinaryIO, method: str) -> BinaryIO:
         reader = zstandard.ZstdCompressor(level=3).stream_reader(
             source, read_size=_CHUNK
         )
-        return io.BufferedReader(reader, _CHUNK)  # type: ignore[arg-type]
+        return io.BufferedReader(reader, _CHUNK)
     if method == "gzip":
         return io.BufferedReader(_CompressingReader(source), _CHUNK)
     return source

@@ -16,6 +16,15 @@ _LONG_HEADER = struct.Struct("<HHIQIxxxxQII")
 _XLP_LONG_HEADER = 0x0002
 
 
+def parse_size(text: str) -> int:
+    """A size setting as PostgreSQL shows it (``"16MB"``, ``"1GB"``) in bytes."""
+    units = {"kB": 1024, "MB": 1024**2, "GB": 1024**3}
+    for unit, factor in units.items():
+        if text.endswith(unit):
+            return int(text[: -len(unit)]) * factor
+    return int(text)
+
+
 def parse_lsn(text: str) -> int:
     """``"0/3000028"`` → 50331688."""
     match = _LSN.match(text)
@@ -95,8 +104,8 @@ class Switch:
 def parse_history(text: str) -> list[Switch]:
     """The ancestors listed in a timeline history file, oldest first."""
     switches = []
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if not line or line.startswith("#"):
             continue
         fields = line.split()

@@ -129,11 +129,15 @@ def cli(
 
 
 def _register() -> None:
-    from dbamgr.cli import migrate, project, server
+    from dbamgr.cli import backup, drill, migrate, project, restore, server, wal
 
     project.register(cli)
     migrate.register(cli)
     server.register(cli)
+    backup.register(cli)
+    wal.register(cli)
+    restore.register(cli)
+    drill.register(cli)
 
 
 _register()

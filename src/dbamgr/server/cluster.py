@@ -286,7 +286,9 @@ class LocalCluster:
         text = conf.read_text() if conf.exists() else ""
         if _INCLUDE_FILE not in text:
             with conf.open("a") as handle:
-                handle.write(f"\n# added by dbamgr\ninclude_if_exists = '{_INCLUDE_FILE}'\n")
+                handle.write(
+                    f"\n# added by dbamgr\ninclude_if_exists = '{_INCLUDE_FILE}'\n"
+                )
             chown(conf, self.user)
 
     def _check_version(self) -> None:
