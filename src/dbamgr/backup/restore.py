@@ -21,7 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dbamgr.backup.archive import grant_program_access, restore_command
+from dbamgr.backup.archive import (
+    archive_command,
+    grant_program_access,
+    restore_command,
+)
 from dbamgr.backup.compress import extract_tar
 from dbamgr.backup.errors import BackupError, BackupNotFound
 from dbamgr.backup.manifest import MANIFEST, tar_files
@@ -387,7 +391,10 @@ def restore_backup(
         settings["recovery_target_action"] = (
             "pause" if (pause or not start) else "promote"
         )
-    if not keep_archiving:
+    if keep_archiving:
+        settings["archive_mode"] = "on"
+        settings["archive_command"] = archive_command(repo_path)
+    else:
         settings["archive_mode"] = "off"
     settings |= extra_settings or {}
     report_ = RestoreReport(
