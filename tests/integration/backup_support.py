@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,9 +40,7 @@ class Archived:
 
 def switch_and_wait(cluster: LocalCluster, timeout: float = 60.0) -> None:
     with cluster.connect() as conn:
-        row = conn.execute(
-            "SELECT pg_walfile_name(pg_switch_wal() - 1)"
-        ).fetchone()
+        row = conn.execute("SELECT pg_walfile_name(pg_switch_wal() - 1)").fetchone()
         assert row is not None
         wanted = str(row[0])
         deadline = time.monotonic() + timeout
@@ -55,6 +55,21 @@ def switch_and_wait(cluster: LocalCluster, timeout: float = 60.0) -> None:
 
 
 @contextlib.contextmanager
+def reachable_dir() -> Iterator[Path]:
+    """A temporary directory the server's user can reach.
+
+    pytest's own temporary directories live under /tmp/pytest-of-<user>, which
+    every pytest run (other runs on the machine included) resets to 0700; the
+    server's user, which runs archive_command, could then lose its way in.
+    """
+    path = Path(tempfile.mkdtemp(prefix="dbamgr-test-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def archived_cluster(
     repo_path: Path, *, compression: str = "none", **extra: object
 ) -> Iterator[Archived]:
@@ -62,7 +77,9 @@ def archived_cluster(
     binaries = find_binaries()
     repo = open_repository(repo_path, create=True)
     settings: dict[str, object] = dict(
-        archive_settings(repo_path, compression=compression, timeout=0, major=binaries.major)
+        archive_settings(
+            repo_path, compression=compression, timeout=0, major=binaries.major
+        )
     )
     settings.pop("archive_timeout")
     settings |= extra

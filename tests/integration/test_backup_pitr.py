@@ -11,22 +11,35 @@ from pathlib import Path
 import psycopg
 import pytest
 from click.testing import CliRunner
+from tests.integration.backup_support import (
+    Archived,
+    archived_cluster,
+    reachable_dir,
+    switch_and_wait,
+)
 
 from dbamgr.backup.base import take_base_backup
 from dbamgr.backup.errors import BackupError, BackupNotFound
 from dbamgr.backup.restore import RestoreTarget, restore_backup
 from dbamgr.cli import cli
 from dbamgr.server import LocalCluster
-from tests.integration.backup_support import Archived, archived_cluster, switch_and_wait
 
 
 @pytest.fixture(scope="module")
-def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archived]:
-    with archived_cluster(tmp_path_factory.mktemp("pitr") / "repo") as source:
+def archived() -> Iterator[Archived]:
+    with reachable_dir() as work, archived_cluster(work / "repo") as source:
         source.sql("CREATE TABLE events (id int PRIMARY KEY, note text)")
-        source.sql("INSERT INTO events SELECT g, 'before' FROM generate_series(1, 100) g")
+        source.sql(
+            "INSERT INTO events SELECT g, 'before' FROM generate_series(1, 100) g"
+        )
         take_base_backup(source.repo, source.url, source.binaries)
         yield source
+
+
+@pytest.fixture
+def work() -> Iterator[Path]:
+    with reachable_dir() as path:
+        yield path
 
 
 def insert_with_commit_times(source: Archived, ids: range) -> dict[int, datetime]:
@@ -63,13 +76,13 @@ def restore_started(
 
 
 def test_restore_to_a_time_finds_exactly_the_rows_committed_before_it(
-    archived: Archived, tmp_path: Path
+    archived: Archived, work: Path
 ) -> None:
     committed = insert_with_commit_times(archived, range(1000, 1010))
     archived.switch_and_wait()
     # halfway between the commits of rows 1004 and 1005
     target = committed[1004] + (committed[1005] - committed[1004]) / 2
-    cluster = restore_started(archived, tmp_path / "restored", RestoreTarget(time=target))
+    cluster = restore_started(archived, work / "restored", RestoreTarget(time=target))
     try:
         found = ids_in(cluster)
         assert {i for i in found if i >= 1000} == set(range(1000, 1005))
@@ -81,13 +94,13 @@ def test_restore_to_a_time_finds_exactly_the_rows_committed_before_it(
 
 
 def test_restore_to_an_lsn_includes_what_was_written_before_it(
-    archived: Archived, tmp_path: Path
+    archived: Archived, work: Path
 ) -> None:
     archived.sql("INSERT INTO events VALUES (2000, 'lsn')")
     lsn = archived.sql("SELECT pg_current_wal_insert_lsn()::text")[0][0]
     archived.sql("INSERT INTO events VALUES (2001, 'after lsn')")
     archived.switch_and_wait()
-    cluster = restore_started(archived, tmp_path / "restored", RestoreTarget(lsn=lsn))
+    cluster = restore_started(archived, work / "restored", RestoreTarget(lsn=lsn))
     try:
         found = ids_in(cluster)
         assert 2000 in found and 2001 not in found
@@ -96,9 +109,9 @@ def test_restore_to_an_lsn_includes_what_was_written_before_it(
 
 
 def test_restore_to_a_named_restore_point_from_the_command_line(
-    archived: Archived, tmp_path: Path
+    archived: Archived, work: Path
 ) -> None:
-    project = tmp_path / "project"
+    project = work / "project"
     project.mkdir()
     (project / "dbamgr.toml").write_text(
         f'[backup]\nrepository = "{archived.repo.path}"\n'
@@ -114,11 +127,20 @@ def test_restore_to_a_named_restore_point_from_the_command_line(
     archived.sql("INSERT INTO events VALUES (3001, 'after point')")
     archived.switch_and_wait()
 
-    target_dir = tmp_path / "restored"
+    target_dir = work / "restored"
     result = runner.invoke(
         cli,
-        ["-C", str(project), "restore", "--to-name", "before_release",
-         "--target-dir", str(target_dir), "--start", "--json"],
+        [
+            "-C",
+            str(project),
+            "restore",
+            "--to-name",
+            "before_release",
+            "--target-dir",
+            str(target_dir),
+            "--start",
+            "--json",
+        ],
         env=env,
     )
     assert result.exit_code == 0, result.output
@@ -131,45 +153,43 @@ def test_restore_to_a_named_restore_point_from_the_command_line(
 
 
 def test_a_target_past_the_archive_is_an_error_and_leaves_nothing(
-    archived: Archived, tmp_path: Path
+    archived: Archived, work: Path
 ) -> None:
     lsn = archived.sql("SELECT (pg_current_wal_lsn() + 1000000000)::text")[0][0]
     with pytest.raises(BackupError, match="past the end of the archived WAL"):
         restore_backup(
-            archived.repo, archived.binaries, tmp_path / "x", RestoreTarget(lsn=lsn)
+            archived.repo, archived.binaries, work / "x", RestoreTarget(lsn=lsn)
         )
-    assert not (tmp_path / "x").exists()
+    assert not (work / "x").exists()
 
     # a moment whose WAL is not archived yet: recovery cannot prove it reached it
     archived.sql("INSERT INTO events VALUES (4000, 'unarchived')")
     moment = archived.sql("SELECT clock_timestamp()")[0][0]
-    with pytest.raises(BackupError, match="not archived yet|does not reach"):
+    with pytest.raises(BackupError, match=r"not archived yet|does not reach"):
         restore_backup(
             archived.repo,
             archived.binaries,
-            tmp_path / "y",
+            work / "y",
             RestoreTarget(time=moment),
             start=True,
         )
-    assert not (tmp_path / "y").exists()
+    assert not (work / "y").exists()
 
 
-def test_a_time_before_every_backup_is_refused(
-    archived: Archived, tmp_path: Path
-) -> None:
+def test_a_time_before_every_backup_is_refused(archived: Archived, work: Path) -> None:
     with pytest.raises(BackupNotFound, match="no base backup ends before"):
         restore_backup(
             archived.repo,
             archived.binaries,
-            tmp_path / "x",
+            work / "x",
             RestoreTarget(time=datetime(2000, 1, 1).astimezone()),
         )
 
 
 def test_restore_refuses_non_empty_and_running_data_directories(
-    archived: Archived, tmp_path: Path
+    archived: Archived, work: Path
 ) -> None:
-    busy = tmp_path / "busy"
+    busy = work / "busy"
     busy.mkdir()
     (busy / "file").write_text("mine")
     with pytest.raises(BackupError, match="not empty"):
@@ -181,14 +201,14 @@ def test_restore_refuses_non_empty_and_running_data_directories(
         )
 
 
-def test_restore_across_a_timeline_switch(archived: Archived, tmp_path: Path) -> None:
+def test_restore_across_a_timeline_switch(archived: Archived, work: Path) -> None:
     committed = insert_with_commit_times(archived, range(5000, 5004))
     archived.switch_and_wait()
     fork_time = committed[5001] + (committed[5002] - committed[5001]) / 2
 
     # restore to the fork, promote (timeline 2) and keep archiving from there
     branch = restore_started(
-        archived, tmp_path / "branch", RestoreTarget(time=fork_time), keep_archiving=True
+        archived, work / "branch", RestoreTarget(time=fork_time), keep_archiving=True
     )
     try:
         with branch.connect() as conn:
@@ -200,7 +220,9 @@ def test_restore_across_a_timeline_switch(archived: Archived, tmp_path: Path) ->
         with branch.connect() as conn:
             for row_id in (6000, 6001, 6002):
                 conn.execute("INSERT INTO events VALUES (%s, 'branch')", [row_id])
-                new_rows[row_id] = conn.execute("SELECT clock_timestamp()").fetchone()[0]
+                new_rows[row_id] = conn.execute("SELECT clock_timestamp()").fetchone()[
+                    0
+                ]
                 time.sleep(0.05)
         switch_and_wait(branch)
     finally:
@@ -211,7 +233,7 @@ def test_restore_across_a_timeline_switch(archived: Archived, tmp_path: Path) ->
     report, cluster = restore_backup(
         archived.repo,
         archived.binaries,
-        tmp_path / "second",
+        work / "second",
         RestoreTarget(time=target),
         start=True,
     )

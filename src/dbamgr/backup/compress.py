@@ -99,6 +99,38 @@ def method_of(path: Path) -> str:
     return "none"
 
 
+class _ZstdReader(io.RawIOBase):
+    """Decompresses zstd frames, and refuses a stream cut short."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self._source = source
+        self._decompressor = zstandard.ZstdDecompressor()
+        self._current = self._decompressor.decompressobj()
+        self._pending = b""
+        self._started = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            chunk = self._source.read(_READ_CHUNK)
+            if not chunk:
+                if self._started and not self._current.eof:
+                    raise EOFError("the zstd stream ends in the middle of a frame")
+                return 0
+            self._started = True
+            while chunk:
+                if self._current.eof:
+                    self._current = self._decompressor.decompressobj()
+                self._pending += self._current.decompress(chunk)
+                chunk = self._current.unused_data
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
 def open_decompressed(source: BinaryIO, method: str) -> BinaryIO:
     """A reader of the uncompressed content of *source*."""
     if method == "none":
@@ -106,10 +138,7 @@ def open_decompressed(source: BinaryIO, method: str) -> BinaryIO:
     if method == "gzip":
         return gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[return-value]
     if method == "zstd":
-        reader = zstandard.ZstdDecompressor().stream_reader(
-            source, read_size=_READ_CHUNK
-        )
-        return io.BufferedReader(reader, _READ_CHUNK)
+        return io.BufferedReader(_ZstdReader(source), _READ_CHUNK)
     if method == "lz4":
         if not lz4_available():
             raise BackupError(

@@ -201,7 +201,7 @@ def run_drill(
             on_progress=on_progress,
         )
         (scratch / "data" / "pg_hba.conf").write_text(_HBA)
-        settings: dict[str, Any] = {"archive_mode": "off", "max_connections": 20}
+        settings: dict[str, Any] = {"archive_mode": "off"}
         cluster = start_restored(
             scratch / "data",
             binaries,

@@ -545,7 +545,13 @@ def _recovery_error(cluster: LocalCluster, target: RestoreTarget) -> BackupError
             "(`dbamgr archive status`)",
             log=log.splitlines()[-5:],
         )
+    fatal = [
+        line.split("FATAL:", 1)[1].strip()
+        for line in log.splitlines()
+        if "FATAL:" in line
+    ]
+    reason = f": {fatal[-1]}" if fatal else ""
     return BackupError(
-        "the restored cluster stopped during recovery",
+        f"the restored cluster stopped during recovery{reason}",
         hint=f"its log ends with:\n{log}",
     )
