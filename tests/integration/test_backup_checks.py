@@ -71,7 +71,7 @@ def test_verify_catches_a_corrupted_file_and_a_missing_wal_segment(
     assert verify(archived.repo, archived.binaries).ok
 
     assert archived.repo.path is not None
-    corrupt(archived.repo.data_dir(damaged.id) / "base.tar.gz")
+    corrupt(next(archived.repo.data_dir(damaged.id).glob("base.tar*")))
     report = verify(archived.repo, archived.binaries)
     verdicts = {check.id: check for check in report.backups}
     assert verdicts[good.id].ok
@@ -182,7 +182,7 @@ def test_a_drill_passes_on_a_good_backup_and_fails_on_a_corrupted_one(
     assert not strict.ok
     assert [c.name for c in strict.checks if not c.ok] == ["RPO"]
 
-    corrupt(archived.repo.data_dir(info.id) / "base.tar.gz")
+    corrupt(next(archived.repo.data_dir(info.id).glob("base.tar*")))
     failed = run_drill(archived.repo, archived.binaries, scratch_parent=scratch)
     assert not failed.ok
     assert any(c.name == "restore" and not c.ok for c in failed.checks)
