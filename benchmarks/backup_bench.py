@@ -32,7 +32,8 @@ from dbamgr.backup.archive import archive_settings, grant_program_access
 from dbamgr.backup.base import take_base_backup
 from dbamgr.backup.compress import choose_compression
 from dbamgr.backup.repository import open_repository
-from dbamgr.backup.restore import RestoreTarget, restore_backup
+from dbamgr.backup.restore import restore_backup
+from dbamgr.backup.target import RestoreTarget
 from dbamgr.server import find_binaries, temporary_cluster
 from dbamgr.server.process import run
 

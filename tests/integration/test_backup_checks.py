@@ -16,8 +16,9 @@ from dbamgr.backup.errors import BackupError
 from dbamgr.backup.heartbeat import write_heartbeat
 from dbamgr.backup.logical import restore_logical, take_logical_backup
 from dbamgr.backup.repository import BackupInfo
-from dbamgr.backup.restore import RestoreTarget, restore_backup
+from dbamgr.backup.restore import restore_backup
 from dbamgr.backup.retention import expire
+from dbamgr.backup.target import RestoreTarget
 from dbamgr.backup.verify import verify
 from dbamgr.backup.wal import index_wal
 from dbamgr.backup.walnames import parse_lsn, segment_of

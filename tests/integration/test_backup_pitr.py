@@ -20,7 +20,8 @@ from tests.integration.backup_support import (
 
 from dbamgr.backup.base import take_base_backup
 from dbamgr.backup.errors import BackupError, BackupNotFound
-from dbamgr.backup.restore import RestoreTarget, restore_backup
+from dbamgr.backup.restore import restore_backup
+from dbamgr.backup.target import RestoreTarget
 from dbamgr.cli import cli
 from dbamgr.server import LocalCluster
 

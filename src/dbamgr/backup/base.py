@@ -24,7 +24,12 @@ from dbamgr.backup.manifest import (
     read_manifest,
     verify_files,
 )
-from dbamgr.backup.progress import ProgressCallback, report, run_program
+from dbamgr.backup.progress import (
+    ProgressCallback,
+    connection_options,
+    report,
+    run_program,
+)
 from dbamgr.backup.repository import (
     KIND_FULL,
     KIND_INCREMENTAL,
@@ -275,6 +280,7 @@ def _run_basebackup(
     work: Path,
     on_progress: ProgressCallback | None,
 ) -> None:
+    dsn, env = connection_options(url)
     spec = f"client-{method}" if method != "none" else "none"
     if level is not None and method != "none":
         spec += f":{level}"
@@ -289,14 +295,14 @@ def _run_basebackup(
         f"--label=dbamgr {info.id}",
         "--progress",
         "--no-password",
-        f"--dbname={url}",
+        f"--dbname={dsn}",
     ]
     if binaries.major < PG_VERIFYBACKUP_TAR_MAJOR:
         args.append("--manifest-checksums=SHA256")
     if parent is not None:
         args.append(f"--incremental={repo.data_dir(parent.id) / MANIFEST}")
     report(on_progress, "copying files")
-    run_program(args, step="copying files", on_progress=on_progress)
+    run_program(args, step="copying files", on_progress=on_progress, env=env)
 
 
 def _describe(info: BackupInfo, work: Path) -> None:

@@ -27,13 +27,10 @@ from typing import Any
 from dbamgr.backup.errors import BackupError
 from dbamgr.backup.heartbeat import Heartbeat, count_rows, newest_heartbeat
 from dbamgr.backup.progress import ProgressCallback, report
+from dbamgr.backup.recovery import start_restored
 from dbamgr.backup.repository import Repository, utcnow
-from dbamgr.backup.restore import (
-    RestoreTarget,
-    choose_backup,
-    restore_backup,
-    start_restored,
-)
+from dbamgr.backup.restore import choose_backup, restore_backup
+from dbamgr.backup.target import RestoreTarget
 from dbamgr.db.connect import connect
 from dbamgr.errors import DbamgrError
 from dbamgr.server.binaries import PgBinaries

@@ -17,7 +17,12 @@ from psycopg.conninfo import make_conninfo
 
 from dbamgr.backup.errors import BackupError
 from dbamgr.backup.manifest import file_checksums
-from dbamgr.backup.progress import ProgressCallback, report, run_program
+from dbamgr.backup.progress import (
+    ProgressCallback,
+    connection_options,
+    report,
+    run_program,
+)
 from dbamgr.backup.repository import (
     KIND_LOGICAL,
     STATUS_COMPLETE,
@@ -37,6 +42,13 @@ GLOBALS = "globals.sql"
 
 def _database_url(url: str, database: str) -> str:
     return make_conninfo(url, dbname=database)
+
+
+def _run(args: list[object], url: str, step: str) -> None:
+    """Run a client program against *url*, its password passed in the environment."""
+    dsn, env = connection_options(url)
+    argv = [str(a) for a in args] + [f"--dbname={dsn}"]
+    run_program(argv, step=step, env=env)
 
 
 def _databases(url: str) -> list[str]:
@@ -85,7 +97,7 @@ def take_logical_backup(
             with repo.storage.staging(repo.data_prefix(info.id)) as work:
                 for number, database in enumerate(chosen):
                     report(on_progress, f"dumping {database}", number, len(chosen))
-                    run_program(
+                    _run(
                         [
                             binaries.path("pg_dump"),
                             "--format=directory",
@@ -93,21 +105,21 @@ def take_logical_backup(
                             "--no-password",
                             "--file",
                             work / database,
-                            f"--dbname={_database_url(url, database)}",
                         ],
-                        step=f"dumping {database}",
+                        _database_url(url, database),
+                        f"dumping {database}",
                     )
                 report(on_progress, "dumping roles and tablespaces")
-                run_program(
+                _run(
                     [
                         binaries.path("pg_dumpall"),
                         "--globals-only",
                         "--no-password",
                         "--file",
                         work / GLOBALS,
-                        f"--dbname={url}",
                     ],
-                    step="dumping globals",
+                    url,
+                    "dumping globals",
                 )
                 info.files = file_checksums(work)
                 info.size = sum(int(str(f["size"])) for f in info.files.values())
@@ -184,16 +196,16 @@ def restore_logical(
     result = LogicalRestoreReport(info.id)
     if with_globals:
         report(on_progress, "restoring roles and tablespaces")
-        run_program(
+        _run(
             [
                 binaries.path("psql"),
                 "--no-psqlrc",
                 "--quiet",
                 "--file",
                 directory / GLOBALS,
-                f"--dbname={url}",
             ],
-            step="restoring globals",
+            url,
+            "restoring globals",
         )
         result.globals_applied = True
     for number, (source, name) in enumerate(plan.items()):
@@ -201,16 +213,16 @@ def restore_logical(
         with connect(url, purpose="restore") as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         try:
-            run_program(
+            _run(
                 [
                     binaries.path("pg_restore"),
                     f"--jobs={jobs}",
                     "--exit-on-error",
                     "--no-password",
-                    f"--dbname={_database_url(url, name)}",
                     directory / source,
                 ],
-                step=f"restoring {name}",
+                _database_url(url, name),
+                f"restoring {name}",
             )
         except BaseException:
             with connect(url, purpose="restore") as conn:

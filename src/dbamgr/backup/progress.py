@@ -39,6 +39,20 @@ def report(
         callback(Progress(step, done, total))
 
 
+def connection_options(url: str) -> tuple[str, dict[str, str]]:
+    """Split a connection string for a child program: the string without its
+    password, and an environment carrying the password (PGPASSWORD), so that
+    the password never appears in the process list or in messages."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(url)
+    password = params.pop("password", None)
+    env = dict(os.environ)
+    if password is not None:
+        env["PGPASSWORD"] = str(password)
+    return make_conninfo("", **params), env
+
+
 _KB_PROGRESS = re.compile(rb"(\d+)/(\d+) kB")
 
 

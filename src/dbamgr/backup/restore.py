@@ -30,58 +30,19 @@ from dbamgr.backup.compress import extract_tar
 from dbamgr.backup.errors import BackupError, BackupNotFound
 from dbamgr.backup.manifest import MANIFEST, tar_files
 from dbamgr.backup.progress import ProgressCallback, report, run_program
+from dbamgr.backup.recovery import run_directory, start_restored
 from dbamgr.backup.repository import BackupInfo, Repository
 from dbamgr.backup.storage import fsync_tree
+from dbamgr.backup.target import RestoreTarget
 from dbamgr.backup.wal import ChainReport, check_chain, index_wal
-from dbamgr.backup.walnames import format_lsn, parse_lsn, segment_of
-from dbamgr.db.connect import connect
+from dbamgr.backup.walnames import format_lsn, parse_lsn, parse_segment, segment_of
 from dbamgr.server.binaries import PgBinaries
-from dbamgr.server.cluster import LocalCluster, SettingValue
+from dbamgr.server.cluster import LocalCluster
 from dbamgr.server.process import RunAs, chown, service_user
 
 logger = logging.getLogger(__name__)
 
 _POLL = 0.2
-
-
-@dataclass(frozen=True)
-class RestoreTarget:
-    """Where recovery stops: a time, an LSN, a restore point, a transaction, the
-    backup's own consistency point (``immediate``), or the end of the archive."""
-
-    time: datetime | None = None
-    lsn: str | None = None
-    name: str | None = None
-    xid: int | None = None
-    immediate: bool = False
-
-    @property
-    def latest(self) -> bool:
-        return not (self.time or self.lsn or self.name or self.xid or self.immediate)
-
-    def describe(self) -> str:
-        if self.time is not None:
-            return f"time {self.time.isoformat()}"
-        if self.lsn is not None:
-            return f"LSN {self.lsn}"
-        if self.name is not None:
-            return f'restore point "{self.name}"'
-        if self.xid is not None:
-            return f"transaction {self.xid}"
-        return "the backup's end" if self.immediate else "the end of the archived WAL"
-
-    def settings(self) -> dict[str, str]:
-        if self.time is not None:
-            return {"recovery_target_time": self.time.isoformat()}
-        if self.lsn is not None:
-            return {"recovery_target_lsn": self.lsn}
-        if self.name is not None:
-            return {"recovery_target_name": self.name}
-        if self.xid is not None:
-            return {"recovery_target_xid": str(self.xid)}
-        if self.immediate:
-            return {"recovery_target": "immediate"}
-        return {}
 
 
 @dataclass
@@ -175,11 +136,11 @@ def check_reachable(
     )
     if chain.missing:
         first_gap = chain.missing[0]
+        gap = parse_segment(first_gap, size)
         before_gap = (
             target.lsn is not None
-            and first_gap.endswith(tuple("0123456789ABCDEF"))
-            and segment_of(parse_lsn(target.lsn), size)
-            < int(first_gap[8:16], 16) * (0x100000000 // size) + int(first_gap[16:], 16)
+            and gap is not None
+            and segment_of(parse_lsn(target.lsn), size) < gap.segno
         )
         if not before_gap:
             raise BackupError(
@@ -397,7 +358,7 @@ def restore_backup(
     else:
         settings["archive_mode"] = "off"
     settings |= extra_settings or {}
-    report_ = RestoreReport(
+    result = RestoreReport(
         backup=backup.id,
         chain=[b.id for b in chain],
         target=target.describe(),
@@ -434,18 +395,18 @@ def restore_backup(
                 timeout=wait_timeout,
                 on_progress=on_progress,
             )
-            report_.started = True
-            report_.url = cluster.url()
-            report_.port = cluster.port
-            report_.log_file = str(cluster.log_file)
+            result.started = True
+            result.url = cluster.url()
+            result.port = cluster.port
+            result.log_file = str(cluster.log_file)
     except BaseException:
         if cluster is not None:
             with contextlib.suppress(Exception):
                 cluster.stop(mode="immediate")
         _undo(target_dir, existed)
         raise
-    report_.seconds = round(time.monotonic() - began, 3)
-    return report_, cluster
+    result.seconds = round(time.monotonic() - began, 3)
+    return result, cluster
 
 
 def _undo(target_dir: Path, existed: bool) -> None:
@@ -459,99 +420,3 @@ def _undo(target_dir: Path, existed: bool) -> None:
             else:
                 child.unlink(missing_ok=True)
     shutil.rmtree(run_directory(target_dir), ignore_errors=True)
-
-
-def run_directory(target_dir: Path) -> Path:
-    """Where a started restored cluster keeps its log and state: beside it."""
-    return target_dir.with_name(f"{target_dir.name}.dbamgr")
-
-
-_SHORT = (
-    "recovery ended before configured recovery target was reached",
-    "requested recovery stop point is before consistent recovery point",
-)
-
-
-def start_restored(
-    data_dir: Path,
-    binaries: PgBinaries,
-    *,
-    run_as: str,
-    target: RestoreTarget,
-    pause: bool = False,
-    timeout: float = 3600.0,
-    settings: dict[str, SettingValue] | None = None,
-    directory: Path | None = None,
-    on_progress: ProgressCallback | None = None,
-) -> LocalCluster:
-    """Start a restored data directory on a free port and wait until recovery
-    reaches its target: promoted, or paused there if *pause*."""
-    cluster = LocalCluster(
-        directory or run_directory(data_dir),
-        binaries=binaries,
-        run_as=run_as,
-        data_dir=data_dir,
-        settings={"hot_standby": True, **(settings or {})},
-    )
-    cluster.adopt()
-    report(on_progress, "starting the restored cluster")
-    try:
-        cluster.start(timeout=timeout)
-    except Exception as exc:
-        raise _recovery_error(cluster, target) from exc
-    report(on_progress, f"recovering to {target.describe()}")
-    deadline = time.monotonic() + timeout
-    while True:
-        if cluster._postmaster_info() is None:
-            raise _recovery_error(cluster, target)
-        state = _recovery_state(cluster)
-        if state == "promoted" or (pause and state == "paused"):
-            return cluster
-        if time.monotonic() > deadline:
-            cluster.stop(mode="immediate")
-            raise BackupError(
-                f"recovery did not reach {target.describe()} within {timeout:.0f}s",
-                hint=f"see {cluster.log_file}",
-            )
-        time.sleep(_POLL)
-
-
-def _recovery_state(cluster: LocalCluster) -> str:
-    port = cluster.port
-    if port is None:
-        return "starting"
-    try:
-        with connect(cluster.url(), purpose="restore", connect_timeout=2) as conn:
-            row = conn.execute(
-                "SELECT pg_is_in_recovery(),"
-                " pg_is_in_recovery() AND pg_is_wal_replay_paused()"
-            ).fetchone()
-    except Exception:
-        return "starting"
-    if row is None:
-        return "starting"
-    if not row[0]:
-        return "promoted"
-    return "paused" if row[1] else "recovering"
-
-
-def _recovery_error(cluster: LocalCluster, target: RestoreTarget) -> BackupError:
-    log = cluster.read_log_tail(40)
-    if any(text in log for text in _SHORT):
-        return BackupError(
-            f"the archived WAL does not reach {target.describe()}: recovery ended "
-            "before it",
-            hint="choose an earlier target, or wait until the WAL is archived "
-            "(`dbamgr archive status`)",
-            log=log.splitlines()[-5:],
-        )
-    fatal = [
-        line.split("FATAL:", 1)[1].strip()
-        for line in log.splitlines()
-        if "FATAL:" in line
-    ]
-    reason = f": {fatal[-1]}" if fatal else ""
-    return BackupError(
-        f"the restored cluster stopped during recovery{reason}",
-        hint=f"its log ends with:\n{log}",
-    )

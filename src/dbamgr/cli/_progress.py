@@ -40,7 +40,7 @@ def progress_bar(app: AppContext) -> Iterator[ProgressCallback | None]:
         task = tasks.get(step.step)
         if task is None:
             for other in tasks.values():
-                bar.update(other, completed=bar.tasks[other].total or 1)
+                bar.update(other, total=1, completed=1)
             task = bar.add_task(step.step, total=step.total)
             tasks[step.step] = task
         bar.update(task, completed=step.done or 0, total=step.total)

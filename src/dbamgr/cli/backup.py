@@ -186,7 +186,7 @@ def verify_command(app: AppContext, backup_id: str | None, as_json: bool) -> Non
             on_progress=show,
         )
     if as_json:
-        emit_json({"ok": result.ok, **emit_ready(result)})
+        emit_json({"ok": result.ok, **_verify_json(result)})
     else:
         for check in result.backups:
             mark = "[green]ok[/]" if check.ok else "[red]FAILED[/]"
@@ -202,8 +202,7 @@ def verify_command(app: AppContext, backup_id: str | None, as_json: bool) -> Non
         sys.exit(1)
 
 
-def emit_ready(result: verify.VerifyReport) -> dict[str, object]:
-    """The verify report with each check's verdict spelled out."""
+def _verify_json(result: verify.VerifyReport) -> dict[str, object]:
     return {
         "repository": result.repository,
         "backups": [

@@ -12,7 +12,7 @@ from dbamgr.backup.repository import project_repository
 from dbamgr.cli._context import AppContext, json_option, pass_app
 from dbamgr.cli._output import console, emit_json
 from dbamgr.cli._progress import progress_bar
-from dbamgr.cli.restore import _parse_time
+from dbamgr.cli.restore import parse_time
 from dbamgr.errors import DbamgrError
 from dbamgr.server import find_binaries
 
@@ -50,7 +50,7 @@ def drill(app: AppContext, to_time: str | None, as_json: bool) -> None:
             project_repository(project),
             find_binaries(project.config.server.bin_dir),
             source_url=source_url,
-            to_time=_parse_time(to_time),
+            to_time=parse_time(to_time),
             rpo_target=settings.rpo_seconds,
             rto_target=settings.rto_seconds,
             run_as=project.config.server.run_as,

@@ -13,7 +13,8 @@ from dbamgr.backup.repository import (
     check_restore_point_name,
     project_repository,
 )
-from dbamgr.backup.restore import RestoreTarget, restore_backup
+from dbamgr.backup.restore import restore_backup
+from dbamgr.backup.target import RestoreTarget
 from dbamgr.backup.walnames import parse_lsn
 from dbamgr.cli._context import AppContext, json_option, pass_app
 from dbamgr.cli._output import console, emit_json
@@ -23,7 +24,8 @@ from dbamgr.errors import UsageError
 from dbamgr.server import find_binaries
 
 
-def _parse_time(value: str | None) -> datetime | None:
+def parse_time(value: str | None) -> datetime | None:
+    """Read a --to-time value: ISO 8601, local time when it has no offset."""
     if value is None:
         return None
     try:
@@ -51,7 +53,7 @@ def _target(
             parse_lsn(to_lsn)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    return RestoreTarget(time=_parse_time(to_time), lsn=to_lsn, name=to_name)
+    return RestoreTarget(time=parse_time(to_time), lsn=to_lsn, name=to_name)
 
 
 @click.group(name="restore", invoke_without_command=True)
