@@ -274,3 +274,14 @@ def test_a_logical_backup_restores_into_a_new_database_only(
             "SELECT count(*) FROM pg_database WHERE datname = 'shop_broken'"
         ).fetchone()
     assert row == (0,)
+
+
+def test_a_backup_whose_wal_is_not_archived_fails_and_leaves_nothing(
+    work: Path,
+) -> None:
+    with archived_cluster(work / "repo", archive_command="false") as source:
+        with pytest.raises(BackupError, match="did not reach the archive"):
+            take_base_backup(source.repo, source.url, source.binaries, archive_wait=2)
+        assert source.repo.backups() == []
+        assert source.repo.path is not None
+        assert list((source.repo.path / "backups").iterdir()) == []
