@@ -115,7 +115,7 @@ def list_command(app: AppContext, as_json: bool) -> None:
         return
     table = Table(box=None, pad_edge=False)
     for column in ("id", "kind", "status", "ended", "size", "WAL range", "parent"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("id", "parent"))
     for info in backups:
         table.add_row(
             info.id,
