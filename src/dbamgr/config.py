@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from dbamgr.errors import ConfigError
-from dbamgr.validation import Convert, Invalid, Pattern, Range, build
+from dbamgr.validation import Convert, Invalid, Pattern, Positive, Range, build
 
 CONFIG_FILE = "dbamgr.toml"
 PYPROJECT_FILE = "pyproject.toml"
@@ -105,6 +105,25 @@ class LintSettings:
 
 
 @dataclass(frozen=True)
+class BackupSettings:
+    """``[backup]``: the backup repository, retention and recovery targets."""
+
+    repository: str = f"{STATE_DIR}/backups"
+    compression: Literal["auto", "zstd", "lz4", "gzip", "none"] = "auto"
+    compression_level: Annotated[int, Range(1, 22)] | None = None
+    wal_compression: Literal["zstd", "gzip", "none"] = "none"
+    archive_timeout: Duration = 60.0
+    archive_wait: Duration = 120.0
+    jobs: Annotated[int, Range(1, 64)] = 2
+    keep_full: Annotated[int, Range(1, 1_000_000)] | None = None
+    keep_days: Annotated[float, Positive()] | None = None
+    keep_logical: Annotated[int, Range(1, 1_000_000)] | None = None
+    rpo_seconds: Annotated[float, Positive()] | None = None
+    rto_seconds: Annotated[float, Positive()] | None = None
+    row_counts: bool = True
+
+
+@dataclass(frozen=True)
 class Environment:
     """``[environments.NAME]``: a named target database."""
 
@@ -130,6 +149,7 @@ class ProjectConfig:
     server: ServerSettings = field(default_factory=ServerSettings)
     environments: dict[str, Environment] = field(default_factory=dict)
     lint: LintSettings = field(default_factory=LintSettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
 
 
 @dataclass(frozen=True)
@@ -165,6 +185,11 @@ class Project:
     @property
     def server_dir(self) -> Path:
         return self.root / self.config.server.data_dir
+
+    @property
+    def backup_repository(self) -> Path:
+        """The backup repository's directory (relative paths are to the root)."""
+        return self.root / self.config.backup.repository
 
     @property
     def database_name(self) -> str:

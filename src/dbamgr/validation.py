@@ -66,6 +66,15 @@ class Range(Check):
         return value
 
 
+class Positive(Check):
+    """The number must be greater than zero."""
+
+    def __call__(self, value: Any) -> Any:
+        if not value > 0:
+            raise ValueError(f"{value} is not greater than zero")
+        return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Problem:
     """One invalid or unknown key, by its dotted path."""

@@ -121,7 +121,10 @@ def test_data_directory_of_another_version_is_refused(tmp_path: Path) -> None:
         cluster.start()
 
 
-def test_missing_bin_dir_is_a_clear_error(tmp_path: Path) -> None:
+def test_missing_bin_dir_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DBAMGR_PG_BIN_DIR", raising=False)
     with pytest.raises(ServerError, match="holds no postgres program"):
         find_binaries(tmp_path)
 

@@ -31,23 +31,30 @@ from dbamgr.log import redact, setup_logging, write_error_record
 logger = logging.getLogger(__name__)
 
 
-# command name -> module in dbamgr.cli that defines it; imported only when used,
+# command name -> "module:object" in dbamgr.cli; imported only when used,
 # so that a quick command does not pay for every other command's imports
 LAZY_COMMANDS = {
-    "init": "project",
-    "new": "migrate",
-    "status": "migrate",
-    "up": "migrate",
-    "down": "migrate",
-    "redo": "migrate",
-    "history": "migrate",
-    "resolve": "migrate",
-    "server": "server",
-    "schema": "schema",
-    "verify": "verify",
-    "drift": "verify",
-    "lint": "lint",
-    "plan": "lint",
+    "init": "project:init",
+    "new": "migrate:new",
+    "status": "migrate:status",
+    "up": "migrate:up",
+    "down": "migrate:down",
+    "redo": "migrate:redo",
+    "history": "migrate:history",
+    "resolve": "migrate:resolve",
+    "server": "server:server",
+    "schema": "schema:schema",
+    "verify": "verify:verify",
+    "drift": "verify:drift",
+    "lint": "lint:lint",
+    "plan": "lint:plan",
+    "backup": "backup:backup",
+    "wal": "wal:wal",
+    "archive": "wal:archive_group",
+    "restore": "restore:restore_group",
+    "restore-point": "restore:restore_point_command",
+    "drill": "drill:drill",
+    "heartbeat": "drill:heartbeat",
 }
 
 
@@ -59,11 +66,11 @@ class DbamgrGroup(click.Group):
         return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        module_name = LAZY_COMMANDS.get(cmd_name)
-        if module_name is not None and cmd_name not in self.commands:
+        where = LAZY_COMMANDS.get(cmd_name)
+        if where is not None and cmd_name not in self.commands:
+            module_name, _, attribute = where.partition(":")
             module = importlib.import_module(f"dbamgr.cli.{module_name}")
-            command = getattr(module, cmd_name)
-            self.add_command(command, cmd_name)
+            self.add_command(getattr(module, attribute), cmd_name)
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:

@@ -107,8 +107,10 @@ class LocalCluster:
         settings: Mapping[str, SettingValue] | None = None,
         run_as: str = "dbamgr",
         durable: bool = True,
+        data_dir: Path | None = None,
     ) -> None:
         self.directory = Path(directory).absolute()
+        self._data_dir = Path(data_dir).absolute() if data_dir is not None else None
         self._binaries = binaries
         self.requested_port = port
         self.settings: dict[str, SettingValue] = dict(settings or {})
@@ -121,6 +123,9 @@ class LocalCluster:
 
     @property
     def data_dir(self) -> Path:
+        """PGDATA: ``directory/data`` unless another was given (restored copies)."""
+        if self._data_dir is not None:
+            return self._data_dir
         return self.directory / "data"
 
     @property
@@ -221,6 +226,8 @@ class LocalCluster:
             return
         self.directory.chmod(self.directory.stat().st_mode | 0o711)
         grant_search(self.directory, user)
+        if self._data_dir is not None:
+            grant_search(self._data_dir, user)
         grant_search(self.binaries.bin_dir, user)
         # the programs load their libraries from ../lib and ../share
         for sibling in ("lib", "share"):
@@ -271,6 +278,18 @@ class LocalCluster:
         with (self.data_dir / "postgresql.conf").open("a") as conf:
             conf.write(f"\n# added by dbamgr\ninclude_if_exists = '{_INCLUDE_FILE}'\n")
         self._write_state(bin_dir=str(binaries.bin_dir), version=binaries.version)
+
+    def adopt(self) -> None:
+        """Make a data directory made elsewhere (a restored backup) read the
+        settings file dbamgr writes at each start."""
+        conf = self.data_dir / "postgresql.conf"
+        text = conf.read_text() if conf.exists() else ""
+        if _INCLUDE_FILE not in text:
+            with conf.open("a") as handle:
+                handle.write(
+                    f"\n# added by dbamgr\ninclude_if_exists = '{_INCLUDE_FILE}'\n"
+                )
+            chown(conf, self.user)
 
     def _check_version(self) -> None:
         made_by = (self.data_dir / "PG_VERSION").read_text().strip()
