@@ -49,6 +49,11 @@ INSERT INTO m_2 SELECT g, 150 FROM generate_series(1, 100) g;
 ANALYZE;
 """
 
+
+def needs_pg18(statement: str) -> bool:
+    return statement.endswith("NOT NULL a") and "CONSTRAINT" in statement
+
+
 # one statement of each class of DDL (and a few DML) the lint makes claims about
 CASES = [
     "ALTER TABLE t ADD COLUMN x bigint",
@@ -152,6 +157,8 @@ def test_lock_and_rewrite_claims_match_the_server(
     oracle_url: str, statement: str
 ) -> None:
     with psycopg.connect(oracle_url, autocommit=True) as conn:
+        if needs_pg18(statement) and conn.info.server_version < 180000:
+            pytest.skip("named NOT NULL constraints are new in PostgreSQL 18")
         catalog = LiveCatalog(conn)
         linter = Linter(LintConfig(Settings(catalog.major_version)), Schema(catalog))
         linter.schema.begin_migration()
