@@ -62,7 +62,11 @@ def test_archive_backup_verify_drill_and_expire_from_the_command_line(
 
     listed = as_json(run(project, "backup", "list", "--json"))
     assert [b["id"] for b in listed] == [first["id"], second["id"]]  # type: ignore[union-attr]
-    shown = as_json(run(project, "backup", "show", second["id"][:15], "--json"))
+    # any unambiguous prefix names a backup (both may share their second)
+    prefix = second["id"][:15]
+    if first["id"].startswith(prefix):
+        prefix = second["id"]
+    shown = as_json(run(project, "backup", "show", prefix, "--json"))
     assert isinstance(shown, dict) and shown["id"] == second["id"]
 
     cluster = project_cluster(load_project(project))
