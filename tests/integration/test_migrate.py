@@ -546,3 +546,18 @@ def test_lost_connection_is_retried_on_a_new_one(
     assert [e.kind for e in events].count("retry") == 1
     assert tables(target.url) == {"t"}
     assert states(project_files, target) == {"1_slow": "applied"}
+
+
+def test_a_missing_column_without_a_server_position_is_located_by_name(
+    project_files: ProjectFactory, target: Target
+) -> None:
+    project_files.add(
+        "1",
+        "index",
+        "CREATE TABLE t (id int, tags text[]);\n"
+        "CREATE INDEX t_tags ON t USING gin (tagz);\n",
+        "DROP TABLE t;",
+    )
+    with pytest.raises(MigrationError) as caught:
+        migrations.up(project_files.project, target)
+    assert (caught.value.context["line"], caught.value.context["column"]) == (2, 37)

@@ -335,3 +335,12 @@ def test_schema_diff_between_migrations_and_a_database(
         ["-C", str(project.root), "schema", "diff", str(snapshot_file), "migrations@1"],
     )
     assert from_file.exit_code == 0, from_file.output
+
+
+def test_a_migration_without_a_down_fails_verify(project: ProjectFactory) -> None:
+    project.add("2", "no_down", "CREATE TABLE t (id int);", "-- nothing yet\n")
+    report = verify(project.project)
+    check = report.migrations[1]
+    assert check.status == "failed"
+    assert "no down" in check.failures[0]
+    assert not report.ok

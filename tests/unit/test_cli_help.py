@@ -46,7 +46,7 @@ def test_every_reporting_command_has_json() -> None:
 def test_a_mistyped_command_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["stauts"])
     assert result.exit_code == 2
-    assert "status" in result.output
+    assert "Did you mean 'status'?" in result.output
 
 
 def test_missing_project_exits_2_with_a_hint(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ Errors become messages and exit codes in one place, :class:`DbamgrGroup`:
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import json
 import logging
@@ -64,6 +65,20 @@ class DbamgrGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            name = args[0] if args else ""
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
+            if close and "No such command" in exc.message:
+                raise click.UsageError(
+                    f"{exc.message} Did you mean '{close[0]}'?", ctx
+                ) from None
+            raise
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         where = LAZY_COMMANDS.get(cmd_name)

@@ -98,7 +98,7 @@ def _render_report(report: lint_api.LintReport, show_suppressed: bool) -> None:
 @click.argument(
     "paths",
     nargs=-1,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, path_type=Path),
 )
 @env_option
 @pg_version_option

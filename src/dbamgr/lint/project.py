@@ -105,7 +105,12 @@ def lint_project(
             fail_on=config.fail_on,
         )
         if paths:
-            return collect(report, [_lint_file(linter, path) for path in paths])
+            files = [
+                found
+                for path in paths
+                for found in (sorted(path.rglob("*.sql")) if path.is_dir() else [path])
+            ]
+            return collect(report, [_lint_file(linter, path) for path in files])
         source = load_migrations(project.migrations_dir)
         for migration in source.migrations:
             collect(report, linter.lint_migration(migration))

@@ -12,6 +12,7 @@ import contextlib
 import getpass
 import logging
 import os
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -322,12 +323,28 @@ def _first_line(text: str) -> str:
     return text.strip().split("\n", 1)[0]
 
 
+# errors about a missing object, whose name the message quotes
+_NAMES_AN_OBJECT = frozenset({"42703", "42P01", "42883", "42704", "3F000"})
+_QUOTED = re.compile(r'"([^"]+)"')
+
+
 def _locate(
     script: Script, statement: Statement, exc: psycopg.Error
 ) -> tuple[int, int]:
+    """Where in the file the error is: the server's position when it gives one;
+    else, for a missing object, the first place the statement names it; else the
+    statement's start."""
     position = exc.diag.statement_position
     if position and position.isdigit():
         return script.locate(statement.start + int(position) - 1)
+    quoted = _QUOTED.search(exc.diag.message_primary or "")
+    if exc.sqlstate in _NAMES_AN_OBJECT and quoted:
+        name = quoted[1].rsplit(".", 1)[-1]
+        found = re.search(
+            rf"(?<![\w$]){re.escape(name)}(?![\w$])", statement.text, re.I
+        )
+        if found:
+            return script.locate(statement.start + found.start())
     return statement.line, statement.column
 
 

@@ -198,10 +198,15 @@ class _Verifier:
             return check, None
 
         if not migration.has_down:
-            check.status = APPLIED_ONLY
-            check.notes.append(
-                f"irreversible ({migration.irreversible_reason}): the down was not run"
-            )
+            reason = migration.irreversible_reason
+            if reason is None:
+                check.fail(
+                    "it has no down (or only comments in it): write one, or mark the "
+                    "up with -- dbamgr:irreversible <reason>"
+                )
+            else:
+                check.status = APPLIED_ONLY
+                check.notes.append(f"irreversible ({reason}): the down was not run")
             return check, after_up
 
         try:
