@@ -26,6 +26,9 @@ from pathlib import Path
 
 from dbamgr.server import temporary_cluster
 
+sys.path.insert(0, str(Path(__file__).parent))
+from corpus import psql_apply, write_project
+
 
 def migration_sql(index: int) -> tuple[str, str]:
     """The up and down of migration *index*: a mix of common small changes."""
@@ -63,19 +66,6 @@ def migration_sql(index: int) -> tuple[str, str]:
     )
 
 
-def write_project(root: Path, count: int) -> list[Path]:
-    (root / "dbamgr.toml").write_text('[migrations]\ndir = "migrations"\n')
-    ups = []
-    for index in range(count):
-        folder = root / "migrations" / f"{20260101000000 + index}_step_{index}"
-        folder.mkdir(parents=True)
-        up, down = migration_sql(index)
-        (folder / "up.sql").write_text(up)
-        (folder / "down.sql").write_text(down)
-        ups.append(folder / "up.sql")
-    return ups
-
-
 def timed(command: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
@@ -91,31 +81,14 @@ def main() -> None:
     dbamgr = [sys.executable, "-m", "dbamgr"]
     work = Path(tempfile.mkdtemp(prefix="dbamgr-bench-"))
     try:
-        ups = write_project(work, args.count)
+        ups = write_project(work, args.count, migration_sql)
         with temporary_cluster() as cluster:
             psql = str(cluster.binaries.path("psql"))
             psql_url = cluster.create_database("bench_psql")
             dbamgr_url = cluster.create_database("bench_dbamgr")
             env = dict(os.environ, DATABASE_URL=dbamgr_url)
 
-            started = time.perf_counter()
-            for path in ups:
-                subprocess.run(
-                    [
-                        psql,
-                        "-X",
-                        "-q",
-                        "-1",
-                        "-v",
-                        "ON_ERROR_STOP=1",
-                        "-f",
-                        str(path),
-                        psql_url,
-                    ],
-                    check=True,
-                    stdout=subprocess.DEVNULL,
-                )
-            psql_seconds = time.perf_counter() - started
+            psql_seconds = psql_apply(psql, psql_url, ups)
 
             up_seconds = timed([*dbamgr, "-C", str(work), "up"], env)
             status_times = [

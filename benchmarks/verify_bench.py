@@ -27,6 +27,9 @@ from pathlib import Path
 
 from dbamgr.server import temporary_cluster
 
+sys.path.insert(0, str(Path(__file__).parent))
+from corpus import psql_apply, write_project
+
 KINDS = 8
 
 
@@ -94,19 +97,6 @@ def migration_sql(index: int) -> tuple[str, str]:
     )
 
 
-def write_project(root: Path, count: int) -> list[Path]:
-    (root / "dbamgr.toml").write_text('[migrations]\ndir = "migrations"\n')
-    ups = []
-    for index in range(count):
-        folder = root / "migrations" / f"{20260101000000 + index}_step_{index}"
-        folder.mkdir(parents=True)
-        up, down = migration_sql(index)
-        (folder / "up.sql").write_text(up)
-        (folder / "down.sql").write_text(down)
-        ups.append(folder / "up.sql")
-    return ups
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=300)
@@ -114,28 +104,11 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="dbamgr-bench-"))
     try:
-        ups = write_project(work, args.count)
+        ups = write_project(work, args.count, migration_sql)
         with temporary_cluster() as cluster:
             psql = str(cluster.binaries.path("psql"))
             reference_url = cluster.create_database("bench_reference")
-            started = time.perf_counter()
-            for path in ups:
-                subprocess.run(
-                    [
-                        psql,
-                        "-X",
-                        "-q",
-                        "-1",
-                        "-v",
-                        "ON_ERROR_STOP=1",
-                        "-f",
-                        str(path),
-                        reference_url,
-                    ],
-                    check=True,
-                    stdout=subprocess.DEVNULL,
-                )
-            psql_seconds = time.perf_counter() - started
+            psql_seconds = psql_apply(psql, reference_url, ups)
 
             command = [sys.executable, "-m", "dbamgr", "-C", str(work), "verify"]
             command += ["--server", cluster.url(), "--json"]
