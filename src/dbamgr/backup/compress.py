@@ -150,27 +150,6 @@ def open_decompressed(source: BinaryIO, method: str) -> BinaryIO:
     raise BackupError(f'unknown compression "{method}"')
 
 
-def compress_bytes(data: bytes, method: str) -> bytes:
-    """Compress *data* (for WAL files) with *method*."""
-    if method == "zstd":
-        return zstandard.ZstdCompressor(level=3).compress(data)
-    if method == "gzip":
-        return gzip.compress(data, compresslevel=6)
-    if method == "none":
-        return data
-    raise BackupError(f'WAL compression "{method}" is not supported')
-
-
-def decompress_bytes(data: bytes, method: str) -> bytes:
-    """Undo :func:`compress_bytes`."""
-    if method == "zstd":
-        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)) as reader:
-            return reader.read()
-    if method == "gzip":
-        return gzip.decompress(data)
-    return data
-
-
 @contextmanager
 def open_tar(path: Path) -> Iterator[tarfile.TarFile]:
     """Open a possibly compressed tar file for streaming reads."""
@@ -222,13 +201,3 @@ def extract_tar(
             hint="run `dbamgr backup verify` on this backup",
             file=str(path),
         ) from exc
-
-
-def read_member(path: Path, name: str) -> bytes | None:
-    """The content of member *name* of a tar file, or None if it has none."""
-    with open_tar(path) as archive:
-        for member in archive:
-            if member.name.removeprefix("./") == name and member.isfile():
-                handle = archive.extractfile(member)
-                return handle.read() if handle is not None else None
-    return None

@@ -58,7 +58,7 @@ def connect(
                 time.sleep(_STARTUP_DELAY)
                 continue
             raise DatabaseUnreachable(
-                f"cannot connect to {mask_url(url)}: {_first_line(text)}",
+                f"cannot connect to {mask_url(url)}: {_last_line(text)}",
                 hint="check that the server is running and the URL, user and "
                 "password are right",
                 url=mask_url(url),
@@ -67,7 +67,8 @@ def connect(
         return conn
 
 
-def _first_line(text: str) -> str:
+def _last_line(text: str) -> str:
+    """libpq puts the reason on the last line of a connection failure."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else text
 

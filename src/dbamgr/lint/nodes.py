@@ -171,28 +171,26 @@ def walk(node: Any) -> Any:
             stack.extend(item)
 
 
-def function_names(expression: Any) -> list[str]:
-    """The names of the functions an expression calls (last part, lowercase)."""
+def _last_names(expression: Any, node: str, field: str) -> list[str]:
+    """The last name part of every *node* (its *field* list) in an expression."""
     found = []
     for item in walk(expression):
-        call = item.get("FuncCall")
-        if isinstance(call, dict):
-            names = strings(call.get("funcname"))
+        value = item.get(node)
+        if isinstance(value, dict):
+            names = strings(value.get(field))
             if names:
-                found.append(names[-1].lower())
+                found.append(names[-1])
     return found
+
+
+def function_names(expression: Any) -> list[str]:
+    """The names of the functions an expression calls (last part, lowercase)."""
+    return [name.lower() for name in _last_names(expression, "FuncCall", "funcname")]
 
 
 def column_refs(expression: Any) -> list[str]:
     """The column names an expression refers to (last part)."""
-    found = []
-    for item in walk(expression):
-        ref = item.get("ColumnRef")
-        if isinstance(ref, dict):
-            names = strings(ref.get("fields"))
-            if names:
-                found.append(names[-1])
-    return found
+    return _last_names(expression, "ColumnRef", "fields")
 
 
 def not_null_check_column(expression: Node | None) -> str | None:

@@ -166,10 +166,6 @@ class Snapshot:
     def count(self, kind: str) -> int:
         return len(self.objects.get(kind, {}))
 
-    def relation_names(self) -> set[str]:
-        """Qualified names of every table and view."""
-        return set(self.objects.get("tables", {})) | set(self.objects.get("views", {}))
-
 
 def _rows(raw: dict[str, Any], key: str) -> Iterable[dict[str, Any]]:
     return raw.get(key) or []

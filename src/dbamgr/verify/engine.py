@@ -21,7 +21,7 @@ import psycopg
 from dbamgr.config import Project
 from dbamgr.db import connect
 from dbamgr.errors import MigrationError, UsageError
-from dbamgr.migrations.plan import DOWN, UP, build_plan
+from dbamgr.migrations.plan import DOWN, UP, Plan, build_plan
 from dbamgr.migrations.runner import Session
 from dbamgr.migrations.scratch import scratch_target
 from dbamgr.migrations.source import Migration, load_migrations, parse_version
@@ -136,6 +136,7 @@ class _Verifier:
         self.cache = SnapshotCache(self.reader, excluded, mode=snapshots)
         self.tracer = LockTracer(session.target.url, self.reader)
         self.rows = RowCache(self.reader)
+        self.plans: dict[tuple[int, str], Plan] = {}
 
     def snapshot(self) -> Snapshot:
         """The whole schema, read afresh."""
@@ -159,14 +160,21 @@ class _Verifier:
             self.rows.forget({known[oid][1] for oid in written if oid in known})
         return phase, self.cache.refresh(self.tracer.touched())
 
+    def plan(self, migration: Migration, direction: str) -> Plan:
+        """The plan of one direction, built once (the up runs twice)."""
+        key = (migration.version, direction)
+        if key not in self.plans:
+            self.plans[key] = build_plan(
+                migration,
+                direction,
+                tables=self.session.tables,
+                timeouts=self.session.timeouts,
+                applied_by=self.session.applied_by,
+            )
+        return self.plans[key]
+
     def run(self, migration: Migration, direction: str, traced: bool) -> PhaseTrace:
-        plan = build_plan(
-            migration,
-            direction,
-            tables=self.session.tables,
-            timeouts=self.session.timeouts,
-            applied_by=self.session.applied_by,
-        )
+        plan = self.plan(migration, direction)
         self.session.observer = self.tracer if traced else None
         try:
             seconds = self.session.run(plan)
