@@ -271,6 +271,34 @@ def test_failing_up_stops_verify_with_the_error(project: ProjectFactory) -> None
     assert "nosuchtype" in report.migrations[1].failures[0]
 
 
+def test_a_failing_statement_is_located_while_traced(project: ProjectFactory) -> None:
+    # the lock query travels with each statement: the error must still point
+    # at the migration's own line and column
+    project.add(
+        "2",
+        "bad_second",
+        "ALTER TABLE users ADD COLUMN a int;\nALTER TABLE users ADD COLUMN b nosuchtype;\n",
+        "ALTER TABLE users DROP COLUMN a;",
+    )
+    report = verify(project.project)
+    failure = report.migrations[1].failures[0]
+    assert ":2:" in failure and "nosuchtype" in failure, failure
+
+
+def test_a_statement_ending_in_a_comment_is_traced(project: ProjectFactory) -> None:
+    project.add(
+        "2",
+        "comment",
+        "ALTER TABLE users ADD COLUMN a int -- a note, without a semicolon",
+        "ALTER TABLE users DROP COLUMN a -- the same",
+    )
+    check = check_of(project, 2)
+    assert check.status == "passed", check.failures
+    assert check.up is not None
+    assert [trace.index for trace in check.up.statements] == [1]
+    assert lock_of(check, "up", "public.users")[0] == "AccessExclusiveLock"
+
+
 def test_verify_cli_exits_1_with_the_diff(project: ProjectFactory) -> None:
     project.add(
         "2",

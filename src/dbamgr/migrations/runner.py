@@ -66,12 +66,21 @@ class StatementObserver(Protocol):
 
     def plan_started(self, conn: psycopg.Connection[Any], plan: Plan) -> None: ...
 
+    def trailer(self, plan: Plan, step: Step) -> str | None:
+        """A query to send with *step*, after it in the same round trip (None:
+        none). Its rows go to :meth:`statement_finished`."""
+
     def statement_started(
         self, conn: psycopg.Connection[Any], plan: Plan, step: Step
     ) -> None: ...
 
     def statement_finished(
-        self, conn: psycopg.Connection[Any], plan: Plan, step: Step, seconds: float
+        self,
+        conn: psycopg.Connection[Any],
+        plan: Plan,
+        step: Step,
+        seconds: float,
+        rows: list[tuple[Any, ...]] | None = None,
     ) -> None: ...
 
 
@@ -256,10 +265,21 @@ class Session:
                     else:
                         logger.debug("%s", step.sql)
                         observer.statement_started(conn, plan, step)
+                        trailer = observer.trailer(plan, step)
                         started = time.perf_counter()
-                        cur.execute(step.sql)
+                        if trailer is None:
+                            cur.execute(step.sql)
+                            rows = None
+                        else:
+                            # the statement comes first, so that the server's
+                            # error positions stay right; the newline ends a
+                            # trailing line comment
+                            cur.execute(f"{step.sql}\n;\n{trailer}")
+                            while cur.nextset():
+                                pass
+                            rows = cur.fetchall()
                         seconds = time.perf_counter() - started
-                        observer.statement_finished(conn, plan, step, seconds)
+                        observer.statement_finished(conn, plan, step, seconds, rows)
                 except psycopg.Error as exc:
                     exc.dbamgr_step = first  # type: ignore[attr-defined]
                     raise

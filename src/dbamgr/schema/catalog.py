@@ -87,7 +87,7 @@ def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> 
         "relations": f"""
     SELECT json_agg(json_build_object(
         'oid', r.oid, 'schema', r.nspname, 'name', r.relname, 'kind', r.relkind,
-        'persistence', r.relpersistence,
+        'filenode', r.relfilenode, 'persistence', r.relpersistence,
         'rls', r.relrowsecurity, 'rls_forced', r.relforcerowsecurity,
         'options', (SELECT array_agg(o ORDER BY o) FROM unnest(r.reloptions) o),
         'acl', {_sorted_acl("r.relacl", "r", "r.relowner")},
@@ -141,6 +141,7 @@ def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> 
     WHERE c.contype <> 'n'""",
         "indexes": f"""
     SELECT json_agg(json_build_object(
+        'oid', i.indexrelid, 'relation_oid', i.indrelid,
         'schema', r.nspname, 'relation', r.relname, 'name', ic.relname,
         'definition', pg_get_indexdef(i.indexrelid),
         'valid', i.indisvalid,
@@ -215,6 +216,7 @@ def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> 
         "types": f"""
     SELECT json_agg(json_build_object(
         'oid', t.oid, 'schema', ns.nspname, 'name', t.typname, 'kind', t.typtype,
+        'relation_oid', NULLIF(t.typrelid, 0),
         'labels', (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder)
                    FROM pg_enum e WHERE e.enumtypid = t.oid),
         'base_type', CASE WHEN t.typtype = 'd'

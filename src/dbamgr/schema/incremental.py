@@ -23,10 +23,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
+from dbamgr.schema.capture import changes_table
 from dbamgr.schema.snapshot import GENERIC_PLANS, Snapshot, take_snapshot
 
 logger = logging.getLogger(__name__)
@@ -40,15 +41,66 @@ _ONLY = {
     "ext": "extensions",
 }
 
-# Objects whose catalog rows were written at or after a transaction id, and the
-# owners of the objects a run locked. Returns (class, oid) pairs; class "unknown"
-# means a lock we cannot map, which forces a full read.
-_CHANGED = """
-WITH ns AS (
+# catalogs whose objects are their own owners -> their class in the cache
+_OWN_CLASS = {
+    "pg_class": "rel",
+    "pg_proc": "proc",
+    "pg_type": "type",
+    "pg_namespace": "schema",
+    "pg_extension": "ext",
+}
+
+_NAMESPACES = """
+ns AS (
     SELECT n.oid FROM pg_namespace n
     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
       AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
-),
+)"""
+
+# The owner of each (catalog, oid) pair that a FROM clause names ``o``: a
+# function, schema, extension or type is its own; a constraint, trigger, policy
+# or default belongs to a relation or a type. An object that is gone comes back
+# as class "gone:<catalog>": the cache knows the owners of what it read.
+_OWNERS = """
+SELECT CASE
+         WHEN coalesce(pr.oid, sp.oid, ex.oid, t.oid, k.oid, tg.oid, po.oid,
+                       ad.oid) IS NULL THEN 'gone:' || o.catalog
+         WHEN o.catalog = 'pg_proc' THEN 'proc'
+         WHEN o.catalog = 'pg_namespace' THEN 'schema'
+         WHEN o.catalog = 'pg_extension' THEN 'ext'
+         WHEN o.catalog = 'pg_type' THEN
+              CASE WHEN t.typrelid <> 0 AND tc.relkind <> 'c' THEN 'rel'
+                   ELSE 'type' END
+         WHEN k.contypid <> 0 THEN 'type'
+         ELSE 'rel'
+       END,
+       CASE
+         WHEN o.catalog = 'pg_type' AND t.typrelid <> 0 AND tc.relkind <> 'c'
+              THEN t.typrelid
+         ELSE coalesce(NULLIF(k.conrelid, 0), NULLIF(k.contypid, 0), tg.tgrelid,
+                       po.polrelid, ad.adrelid, o.objid)
+       END
+FROM {source} AS o(catalog, objid)
+LEFT JOIN pg_proc pr ON o.catalog = 'pg_proc' AND pr.oid = o.objid
+LEFT JOIN pg_namespace sp ON o.catalog = 'pg_namespace' AND sp.oid = o.objid
+LEFT JOIN pg_extension ex ON o.catalog = 'pg_extension' AND ex.oid = o.objid
+LEFT JOIN pg_type t ON o.catalog = 'pg_type' AND t.oid = o.objid
+LEFT JOIN pg_class tc ON tc.oid = t.typrelid
+LEFT JOIN pg_constraint k ON o.catalog = 'pg_constraint' AND k.oid = o.objid
+LEFT JOIN pg_trigger tg ON o.catalog = 'pg_trigger' AND tg.oid = o.objid
+LEFT JOIN pg_policy po ON o.catalog = 'pg_policy' AND po.oid = o.objid
+LEFT JOIN pg_attrdef ad ON o.catalog = 'pg_attrdef' AND ad.oid = o.objid
+WHERE o.catalog IN ('pg_proc', 'pg_namespace', 'pg_extension', 'pg_type',
+                    'pg_constraint', 'pg_trigger', 'pg_policy', 'pg_attrdef')"""
+
+# the mark for the next run, which starts after this refresh
+_NEXT_MARK = "SELECT 'watermark', pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+
+# Without the capture: objects whose catalog rows were written at or after a
+# transaction id, and the owners of the objects a run locked. Returns (class,
+# oid) pairs.
+_CHANGED = f"""
+WITH {_NAMESPACES},
 -- rows written at or after the mark: age() is cheap where casting xmin is not
 mark AS (
     SELECT age((%(since)s::bigint %% 4294967296)::text::xid) AS a)
@@ -83,37 +135,42 @@ SELECT 'schema', n.oid FROM pg_namespace n WHERE age(n.xmin) <= (SELECT a FROM m
 UNION ALL
 SELECT 'ext', e.oid FROM pg_extension e WHERE age(e.xmin) <= (SELECT a FROM mark)
 UNION ALL
-SELECT CASE o.catalog
-         WHEN 'pg_proc' THEN 'proc'
-         WHEN 'pg_namespace' THEN 'schema'
-         WHEN 'pg_extension' THEN 'ext'
-         WHEN 'pg_type' THEN CASE WHEN t.typrelid <> 0 AND tc.relkind <> 'c'
-                                  THEN 'rel' ELSE 'type' END
-         ELSE CASE WHEN coalesce(k.conrelid, tg.tgrelid, po.polrelid, ad.adrelid,
-                                 0) <> 0 THEN 'rel'
-                   WHEN k.contypid <> 0 THEN 'type'
-                   ELSE 'gone:' || o.catalog END
-       END,
-       CASE o.catalog
-         WHEN 'pg_type' THEN CASE WHEN t.typrelid <> 0 AND tc.relkind <> 'c'
-                                  THEN t.typrelid ELSE o.objid END
-         WHEN 'pg_proc' THEN o.objid WHEN 'pg_namespace' THEN o.objid
-         WHEN 'pg_extension' THEN o.objid
-         ELSE coalesce(NULLIF(k.conrelid, 0), NULLIF(k.contypid, 0), tg.tgrelid,
-                       po.polrelid, ad.adrelid, o.objid)
-       END
-FROM unnest(%(objects)s::text[], %(object_ids)s::oid[]) AS o(catalog, objid)
-LEFT JOIN pg_type t ON o.catalog = 'pg_type' AND t.oid = o.objid
-LEFT JOIN pg_class tc ON tc.oid = t.typrelid
-LEFT JOIN pg_constraint k ON o.catalog = 'pg_constraint' AND k.oid = o.objid
-LEFT JOIN pg_trigger tg ON o.catalog = 'pg_trigger' AND tg.oid = o.objid
-LEFT JOIN pg_policy po ON o.catalog = 'pg_policy' AND po.oid = o.objid
-LEFT JOIN pg_attrdef ad ON o.catalog = 'pg_attrdef' AND ad.oid = o.objid
-WHERE o.catalog IN ('pg_proc', 'pg_namespace', 'pg_extension', 'pg_type',
-                    'pg_constraint', 'pg_trigger', 'pg_policy', 'pg_attrdef')
+{_OWNERS.format(source="unnest(%(objects)s::text[], %(object_ids)s::oid[])")}
 UNION ALL
--- the mark for the next run, which starts after this refresh
-SELECT 'watermark', pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+{_NEXT_MARK}
+"""
+
+# With the capture (see dbamgr.schema.capture): the objects it noted, taken out
+# of its table, and the relations the run locked, with their owners. An object
+# without an oid (GRANT, REVOKE) comes back as class "unknown".
+_CAPTURED = f"""
+WITH {_NAMESPACES},
+captured AS (DELETE FROM {{table}} RETURNING classid, objid),
+relations AS (
+    SELECT objid AS oid FROM captured WHERE classid = 'pg_class'::regclass
+    UNION
+    SELECT unnest(%(relations)s::oid[])
+)
+SELECT 'unknown', 0::oid FROM captured WHERE objid IS NULL
+UNION ALL
+SELECT CASE WHEN c.oid IS NULL THEN 'gone:pg_class'
+            WHEN c.relkind = 'c' THEN 'type' ELSE 'rel' END,
+       CASE WHEN c.oid IS NULL THEN r.oid
+            WHEN c.relkind = 'c' THEN c.reltype
+            ELSE coalesce(i.indrelid, c.oid) END
+FROM relations r
+LEFT JOIN pg_class c ON c.oid = r.oid
+LEFT JOIN pg_index i ON i.indexrelid = r.oid
+WHERE c.oid IS NULL OR c.relnamespace IN (SELECT oid FROM ns)
+UNION ALL
+{
+    _OWNERS.format(
+        source="(SELECT classid::regclass::text, objid FROM captured "
+        "WHERE objid IS NOT NULL AND classid <> 'pg_class'::regclass)"
+    )
+}
+UNION ALL
+{_NEXT_MARK}
 """
 _WATERMARK = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 
@@ -141,24 +198,44 @@ class SnapshotCache:
         exclude_schemas: Iterable[str],
         *,
         mode: str = "incremental",
+        capture_schema: str | None = None,
     ) -> None:
         """*mode* ``incremental`` re-reads what changed; ``full`` reads everything
         every time; ``checked`` re-reads what changed, then reads everything and
-        raises :class:`StaleSnapshot` if the two differ (for tests)."""
+        raises :class:`StaleSnapshot` if the two differ (for tests).
+
+        *capture_schema* names the schema where
+        :func:`~dbamgr.schema.capture.install_capture` installed the change
+        capture; without it, changes are found by scanning the catalogs."""
         self.conn = conn
         self.exclude = tuple(exclude_schemas)
         self.mode = mode
+        self._captured: str | None = None
+        self._forget_captured: str | None = None
+        if capture_schema is not None:
+            table = changes_table(capture_schema).as_string()
+            self._captured = _CAPTURED.replace("{table}", table)
+            self._forget_captured = f"DELETE FROM {table}"
         conn.execute(GENERIC_PLANS)
         self._next_since: int | None = None
         self.current: Snapshot | None = None
         self._since = 0
         self.full_reads = 0
         self.partial_reads = 0
+        self.scans = 0
+
+    @property
+    def changes_found_by(self) -> str:
+        """``captured`` when event triggers say what changed, else ``scanned``."""
+        return "scanned" if self._captured is None else "captured"
 
     def full(self) -> Snapshot:
         """Read the whole schema."""
         self.full_reads += 1
         self._next_since = None
+        if self._forget_captured is not None:
+            # what the capture noted so far is in this read
+            self.conn.execute(self._forget_captured)
         self.current = self._read(None)
         return self.current
 
@@ -205,10 +282,21 @@ class SnapshotCache:
 
             differences = diff_snapshots(whole, merged).render()
             raise StaleSnapshot(f"a refreshed snapshot missed changes:\n{differences}")
+        for index in ("catalog", "parts", "indexes", "composites", "filenodes"):
+            if getattr(whole, index) != getattr(merged, index):
+                raise StaleSnapshot(f"a refreshed snapshot has a stale {index} index")
 
     def _dirty(self, touched: Touched, since: int) -> dict[str, set[int]] | None:
+        """The oids of the objects to read again, by catalog class; None when
+        only a full read will do."""
+        if self._captured is not None:
+            rows = self._query(self._captured, {"relations": sorted(touched.relations)})
+            if all(found != "unknown" for found, _ in rows):
+                return self._owners(rows, captured=True)
+            # a GRANT or REVOKE, which event triggers do not locate: scan
         objects = sorted(touched.objects)
-        rows = self.conn.execute(
+        self.scans += 1
+        rows = self._query(
             _CHANGED,
             {
                 "since": since,
@@ -216,25 +304,51 @@ class SnapshotCache:
                 "objects": [catalog for catalog, _ in objects],
                 "object_ids": [oid for _, oid in objects],
             },
-            prepare=True,
-        ).fetchall()
-        assert self.current is not None
-        dirty: dict[str, set[int]] = {cls: set() for cls in _ONLY}
-        for found, number in rows:
-            if found == "watermark":
+        )
+        dirty = self._owners(rows, captured=False)
+        if dirty is not None:
+            # locked relations that are gone now (dropped) are dirty too
+            known = self.current.catalog.get("rel", {}) if self.current else {}
+            dirty["rel"] |= touched.relations & set(known)
+        return dirty
+
+    def _query(self, query: str, params: dict[str, Any]) -> list[tuple[str, int]]:
+        rows = self.conn.execute(query, params, prepare=True).fetchall()
+        found = []
+        for cls, number in rows:
+            if cls == "watermark":
                 self._next_since = int(number)
+            else:
+                found.append((cls, int(number)))
+        return found
+
+    def _owners(
+        self, rows: list[tuple[str, int]], *, captured: bool
+    ) -> dict[str, set[int]] | None:
+        """Map the query's (class, oid) rows to the objects to read again. An
+        object that is gone is looked up in the last snapshot; one it does not
+        hold was made and dropped within the run, or is no object of a
+        snapshot, except for a locked constraint, trigger, policy or default,
+        whose owner is then unknown."""
+        assert self.current is not None
+        current = self.current
+        dirty: dict[str, set[int]] = {cls: set() for cls in _ONLY}
+        for found, oid in rows:
+            if not found.startswith("gone:"):
+                dirty[found].add(oid)
                 continue
-            cls, oid = found, int(number)
-            if found.startswith("gone:"):
-                # a constraint, trigger, policy or default dropped: its owner
-                owner = self.current.parts.get((found.removeprefix("gone:"), oid))
-                if owner is None:
-                    logger.debug("a lock on an unknown object: reading everything")
-                    return None
-                cls, oid = owner
-            dirty[cls].add(oid)
-        # locked relations that are gone now (dropped) are dirty too
-        dirty["rel"] |= touched.relations & set(self.current.catalog.get("rel", {}))
+            catalog = found.removeprefix("gone:")
+            cls = _OWN_CLASS.get(catalog)
+            if cls is not None and oid in current.catalog.get(cls, {}):
+                dirty[cls].add(oid)
+            elif catalog == "pg_class" and oid in current.indexes:
+                dirty["rel"].add(current.indexes[oid][0])
+            elif (catalog, oid) in current.parts:
+                owner_class, owner = current.parts[(catalog, oid)]
+                dirty[owner_class].add(owner)
+            elif cls is None and not captured:
+                logger.debug("a lock on an unknown object: reading everything")
+                return None
         return dirty
 
     @staticmethod
@@ -284,8 +398,30 @@ def _merge(previous: Snapshot, fresh: Snapshot, dirty: dict[str, set[int]]) -> S
     for cls, indexed in fresh.catalog.items():
         catalog.setdefault(cls, {}).update(indexed)
     attnums.update(fresh.attnums)
+    relations = dirty.get("rel", set())
+    types = dirty.get("type", set())
     merged = Snapshot(objects, previous.server_version)
     merged.catalog = catalog
     merged.attnums = attnums
     merged.parts = parts
+    merged.indexes = _renewed(previous.indexes, fresh.indexes, relations)
+    merged.composites = _renewed(previous.composites, fresh.composites, types)
+    merged.filenodes = {
+        oid: node for oid, node in previous.filenodes.items() if oid not in relations
+    } | fresh.filenodes
     return merged
+
+
+_T = TypeVar("_T")
+
+
+def _renewed(
+    previous: dict[int, tuple[int, _T]],
+    fresh: dict[int, tuple[int, _T]],
+    dirty: set[int],
+) -> dict[int, tuple[int, _T]]:
+    """A side index keyed by oid whose entries name their owner first: the
+    entries of owners not read again, and the fresh ones."""
+    kept = {oid: entry for oid, entry in previous.items() if entry[0] not in dirty}
+    kept.update(fresh)
+    return kept

@@ -126,6 +126,24 @@ class Snapshot:
     parts: dict[tuple[str, int], tuple[str, int]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    # index oid -> (oid of its relation, qualified index name); the relation of
+    # each composite type -> (the type's oid, its name); and the file node of each
+    # table and materialized view (a new one means a rewrite)
+    indexes: dict[int, tuple[int, str]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    composites: dict[int, tuple[int, str]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    filenodes: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def relation_names(self) -> dict[int, str]:
+        """Qualified names by oid of every relation the snapshot holds: tables,
+        views, sequences, indexes and the relations of composite types."""
+        names = {oid: name for oid, (_, name) in self.catalog.get("rel", {}).items()}
+        names.update((oid, name) for oid, (_, name) in self.indexes.items())
+        names.update((oid, name) for oid, (_, name) in self.composites.items())
+        return names
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -192,6 +210,20 @@ def build_snapshot(raw: dict[str, Any], server_version: int) -> Snapshot:
     _add_types(objects, raw)
     snapshot.catalog = _catalog_index(raw)
     snapshot.parts = _part_index(raw)
+    snapshot.indexes = {
+        int(row["oid"]): (int(row["relation_oid"]), qualify(row["schema"], row["name"]))
+        for row in _rows(raw, "indexes")
+    }
+    snapshot.composites = {
+        int(row["relation_oid"]): (int(row["oid"]), qualify(row["schema"], row["name"]))
+        for row in _rows(raw, "types")
+        if row["relation_oid"] is not None
+    }
+    snapshot.filenodes = {
+        int(row["oid"]): int(row["filenode"])
+        for row in _rows(raw, "relations")
+        if row["kind"] in ("r", "m")
+    }
     return snapshot
 
 
@@ -236,7 +268,9 @@ def _add_relations(
     relations: dict[str, dict[str, Any]] = {}
     for row in _rows(raw, "relations"):
         name = qualify(row["schema"], row["name"])
-        attributes = _without(row, "schema", "name", "kind", "persistence", "oid")
+        attributes = _without(
+            row, "schema", "name", "kind", "persistence", "oid", "filenode"
+        )
         attributes["kind"] = _RELATION_KINDS[row["kind"]]
         attributes["persistence"] = _PERSISTENCE[row["persistence"]]
         for nested in NESTED:
@@ -260,7 +294,9 @@ def _add_parts(
     attnums: dict[str, dict[int, str]] = {}
     for nested in NESTED:
         for row in _rows(raw, nested):
-            part = _without(row, "schema", "relation", "name", "attnum")
+            part = _without(
+                row, "schema", "relation", "name", "attnum", "oid", "relation_oid"
+            )
             if nested == "columns":
                 part["identity"] = _IDENTITY.get(row["identity"] or "")
                 if row["generated"]:

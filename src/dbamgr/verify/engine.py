@@ -25,11 +25,18 @@ from dbamgr.migrations.plan import DOWN, UP, Plan, build_plan
 from dbamgr.migrations.runner import Session
 from dbamgr.migrations.scratch import scratch_target
 from dbamgr.migrations.source import Migration, load_migrations, parse_version
+from dbamgr.schema.capture import install_capture
 from dbamgr.schema.diff import Change, diff_snapshots
 from dbamgr.schema.incremental import SnapshotCache
 from dbamgr.schema.snapshot import Snapshot
 from dbamgr.verify.data import RowCache, compare_fingerprints, data_tables
-from dbamgr.verify.locks import LockTracer, StatementTrace, TableLock, summarize
+from dbamgr.verify.locks import (
+    LockTracer,
+    StatementTrace,
+    TableLock,
+    install_lock_trace,
+    summarize,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +84,11 @@ class VerifyReport:
     applied_first: int = 0
     seeds_loaded: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # how the schema was read after each run: "captured" (event triggers say
+    # what changed), "scanned" (the catalogs are scanned for it) or "full"
+    changes_found_by: str = "scanned"
+    # whole reads, partial reads, and the partial reads that had to scan
+    snapshot_reads: dict[str, int] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[MigrationCheck]:
@@ -124,17 +136,26 @@ class _Verifier:
         session: Session,
         report: VerifyReport,
         snapshots: str = "incremental",
+        capture: bool = True,
     ) -> None:
         self.project = project
         self.session = session
         self.report = report
-        excluded = (project.config.migrations.history_schema,)
+        schema = project.config.migrations.history_schema
         # Snapshots are read on a connection of their own: psycopg drops every
         # prepared statement of a connection that runs DDL, and planning the
         # catalog query costs more than running it.
         self.reader = connect(session.target.url, purpose="verify snapshots")
-        self.cache = SnapshotCache(self.reader, excluded, mode=snapshots)
-        self.tracer = LockTracer(session.target.url, self.reader)
+        captured = capture and install_capture(session.conn, schema)
+        self.cache = SnapshotCache(
+            self.reader,
+            (schema,),
+            mode=snapshots,
+            capture_schema=schema if captured else None,
+        )
+        self.tracer = LockTracer(
+            session.target.url, install_lock_trace(session.conn, schema)
+        )
         self.rows = RowCache(self.reader)
         self.plans: dict[tuple[int, str], Plan] = {}
 
@@ -149,11 +170,12 @@ class _Verifier:
         else only what the whole run locked); return it and the new schema,
         re-reading only what the run may have changed."""
         self.cache.start()
-        self.tracer.detailed = detailed
         before = self.cache.current
+        assert before is not None, "take a snapshot before the first run"
+        self.tracer.watch(before, detailed=detailed)
         phase = self.run(migration, direction, traced=True)
         written = self.tracer.written()
-        if written is None or before is None:
+        if written is None:
             self.rows.forget(None)
         else:
             known = before.catalog.get("rel", {})
@@ -272,13 +294,16 @@ def verify(
     from_version: str | None = None,
     data_check: bool = True,
     snapshots: str = "incremental",
+    capture: bool = True,
     on_progress: ProgressHandler | None = None,
 ) -> VerifyReport:
     """Verify the project's migrations on a scratch database (see the module doc).
 
     With *from_version*, the migrations before it are applied once without checks.
     *snapshots* ``full`` reads the whole schema at every step instead of what each
-    step changed (slower; see :mod:`dbamgr.schema.incremental`).
+    step changed (slower; see :mod:`dbamgr.schema.incremental`). *capture* false
+    finds what changed by scanning the catalogs even where event triggers could
+    say it (see :mod:`dbamgr.schema.capture`).
     Stops at the first migration whose up or down fails (later ones would build on
     a broken state); schema and data mismatches are recorded and verify goes on.
     """
@@ -300,7 +325,7 @@ def verify(
         try:
             session.lock_and_prepare()
             seeds = _Seeds(project.seeds_dir)
-            verifier = _Verifier(project, session, report, snapshots)
+            verifier = _Verifier(project, session, report, snapshots, capture)
             for migration in earlier:
                 verifier.run(migration, UP, traced=False)
                 seeds.load_ready(session.conn)
@@ -319,6 +344,16 @@ def verify(
                 snapshot = after
             report.seeds_loaded = seeds.loaded
         finally:
+            if verifier is not None:
+                cache = verifier.cache
+                report.changes_found_by = (
+                    "full" if snapshots == "full" else cache.changes_found_by
+                )
+                report.snapshot_reads = {
+                    "full": cache.full_reads,
+                    "partial": cache.partial_reads,
+                    "scanned": cache.scans,
+                }
             session.close()
             if verifier is not None:
                 verifier.reader.close()

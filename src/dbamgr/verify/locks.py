@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from dbamgr.db import connect
 from dbamgr.migrations.plan import Plan, Step
 from dbamgr.schema.incremental import Touched
-from dbamgr.schema.snapshot import qualify
+from dbamgr.schema.snapshot import Snapshot
 
 # from weakest to strongest
 LOCK_MODES = (
@@ -38,29 +39,45 @@ _RANK = {mode: rank for rank, mode in enumerate(LOCK_MODES)}
 BLOCKS_WRITES = _RANK["ShareLock"]
 BLOCKS_READS = _RANK["AccessExclusiveLock"]
 _SAMPLE_INTERVAL = 0.002
-_TABLE_KINDS = ("r", "p", "m", "f")
+# the weakest mode that DDL takes (reads and writes of rows take weaker ones)
+_SCHEMA_CHANGE = _RANK["ShareUpdateExclusiveLock"]
+_MATVIEW = "materialized view"
 
-_PREEXISTING = """
-SELECT c.oid, n.nspname, c.relname, c.relkind, c.relfilenode
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
-  AND c.relkind IN ('r', 'p', 'm', 'i', 'I', 'S', 'v', 'f', 'c')
-"""
-_AFTER_STATEMENT = """
-SELECT 'lock', l.relation::bigint, l.mode FROM pg_locks l
-WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
-UNION ALL
--- a rewrite takes ACCESS EXCLUSIVE: only those tables can have a new relfilenode
-SELECT 'file', c.oid::bigint, c.relfilenode::text
-FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
-  AND l.mode = 'AccessExclusiveLock' AND c.relkind IN ('r', 'm')
-UNION ALL
-SELECT 'object', l.objid::bigint, l.classid::regclass::text FROM pg_locks l
-WHERE l.pid = pg_backend_pid() AND l.locktype = 'object' AND l.granted
-  AND l.mode <> 'AccessShareLock'
-  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+_FUNCTION = "lock_trace"
+# Installed in the scratch database, in dbamgr's own schema: PL/pgSQL keeps its
+# plan for the session, where a plain query would be planned after every
+# statement (DDL discards psycopg's prepared statements). One row "time" with
+# the microseconds since the client's message arrived (the statement sent with
+# it ran in that time); a row "rel" per relation lock, with the file node of a
+# table or materialized view locked ACCESS EXCLUSIVE (only those can have been
+# rewritten), and a row "obj" per lock on another object, with its catalog.
+_INSTALL = """
+CREATE OR REPLACE FUNCTION {function}(
+    OUT kind text, OUT id oid, OUT mode text, OUT extra bigint,
+    OUT catalog text)
+RETURNS SETOF record LANGUAGE plpgsql AS $body$
+BEGIN
+    kind := 'time';
+    extra := (extract(epoch FROM pg_catalog.clock_timestamp()
+                                 - pg_catalog.statement_timestamp())
+              * 1000000)::bigint;
+    RETURN NEXT;
+    RETURN QUERY
+    SELECT CASE WHEN l.locktype = 'relation' THEN 'rel' ELSE 'obj' END,
+           coalesce(l.relation, l.objid), l.mode,
+           CASE WHEN l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' THEN
+                     (SELECT c.relfilenode::bigint FROM pg_catalog.pg_class c
+                      WHERE c.oid = l.relation AND c.relkind IN ('r', 'm'))
+           END,
+           l.classid::regclass::text
+    FROM pg_catalog.pg_locks l
+    WHERE l.pid = pg_catalog.pg_backend_pid() AND l.granted
+      AND (l.locktype = 'relation'
+           OR (l.locktype = 'object' AND l.mode <> 'AccessShareLock'
+               AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d
+                                 WHERE d.datname = pg_catalog.current_database())));
+END
+$body$;
 """
 _SAMPLE = """
 SELECT l.relation::bigint, l.mode FROM pg_locks l
@@ -173,48 +190,78 @@ class _Sampler:
         return self.seen
 
 
+def install_lock_trace(conn: psycopg.Connection[Any], schema: str) -> str:
+    """Install the lock query in dbamgr's own *schema* of the database *conn* is
+    connected to (it needs no superuser); return its qualified name, for
+    :class:`LockTracer`."""
+    function = sql.SQL("{}.{}").format(
+        sql.Identifier(schema), sql.Identifier(_FUNCTION)
+    )
+    with conn.transaction():
+        conn.execute(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+        )
+        conn.execute(sql.SQL(_INSTALL).format(function=function))
+    return function.as_string(conn)
+
+
 class LockTracer:
     """A :class:`~dbamgr.migrations.runner.StatementObserver` that records a
-    :class:`StatementTrace` per statement of the plans it watches."""
+    :class:`StatementTrace` per statement of the plans it watches.
 
-    def __init__(self, url: str, reader: psycopg.Connection[Any] | None = None) -> None:
-        """*url* is the database's, for the sampler; *reader*, if given, is a
-        connection that runs no DDL, where the list of relations that exist
-        before each plan is read with a prepared statement."""
+    Before each plan, :meth:`watch` gives it the schema as it stands (the
+    relations that exist, their names and file nodes). Inside a transaction the
+    lock query travels with each statement, in the same round trip.
+    """
+
+    def __init__(self, url: str, function: str) -> None:
+        """*url* is the database's, for the sampler; *function* the lock query
+        that :func:`install_lock_trace` installed."""
         self.url = url
-        self.reader = reader
+        self.query = f"SELECT * FROM {function}()"
         self.detailed = True
         self.statements: list[StatementTrace] = []
+        self._before: Snapshot | None = None
         self._names: dict[int, str] = {}
-        self._tables: set[str] = set()
-        self._filenodes: dict[int, str] = {}
+        self._filenodes: dict[int, int] = {}
         self._held: set[tuple[int, str]] = set()
+        self._locked: set[tuple[int, str]] = set()
         self._objects: set[tuple[str, int]] = set()
         self._exact = True
         self._sampler: _Sampler | None = None
 
+    def watch(self, before: Snapshot, *, detailed: bool = True) -> None:
+        """Trace the next plan, run on the schema *before*: per statement if
+        *detailed*, else only what the whole plan locked."""
+        self._before = before
+        self.detailed = detailed
+
     def plan_started(self, conn: psycopg.Connection[Any], plan: Plan) -> None:
         self.statements = []
         self._held = set()
+        self._locked = set()
         self._objects = set()
         self._exact = plan.in_transaction
-        if not self.detailed:
-            # only what the plan touches is wanted: any relation it locks counts,
-            # so the list of relations that existed before is not needed
+        if self.detailed and self._before is not None:
+            self._names = self._before.relation_names()
+            self._filenodes = dict(self._before.filenodes)
+        else:
+            # only what the plan touches is wanted: any relation it locks counts
             self._names = {}
-            return
-        self._names = {}
-        self._tables = set()
-        self._filenodes = {}
-        source = self.reader or conn
-        rows = source.execute(_PREEXISTING, prepare=self.reader is not None)
-        for oid, schema, relation, kind, filenode in rows:
-            name = qualify(schema, relation)
-            self._names[oid] = name
-            if kind in _TABLE_KINDS:
-                self._tables.add(name)
-            if kind in ("r", "m"):
-                self._filenodes[oid] = str(filenode)
+            self._filenodes = {}
+
+    def trailer(self, plan: Plan, step: Step) -> str | None:
+        """The lock query, to send with *step* when its locks will still be held
+        after it: inside a transaction (and, unless detailed, after the last
+        statement only)."""
+        if not plan.in_transaction or step.statement is None:
+            return None
+        if (
+            not self.detailed
+            and step.statement.index != plan.script.statements[-1].index
+        ):
+            return None
+        return self.query
 
     def statement_started(
         self, conn: psycopg.Connection[Any], plan: Plan, step: Step
@@ -224,41 +271,46 @@ class LockTracer:
             self._sampler.start()
 
     def statement_finished(
-        self, conn: psycopg.Connection[Any], plan: Plan, step: Step, seconds: float
+        self,
+        conn: psycopg.Connection[Any],
+        plan: Plan,
+        step: Step,
+        seconds: float,
+        rows: list[tuple[Any, ...]] | None = None,
     ) -> None:
+        """Record what *step* did; *rows* are the result of :meth:`trailer`'s
+        query when it travelled with the statement."""
         assert step.statement is not None
-        if not self.detailed and plan.in_transaction:
-            # Only what the whole plan touched is wanted: locks last until the
-            # end of the transaction, so one look after its last statement does.
-            last = plan.script.statements[-1]
-            if step.statement.index != last.index:
-                return
-        rows = conn.execute(_AFTER_STATEMENT).fetchall()
+        if rows is None:
+            if not self.detailed and plan.in_transaction:
+                return  # not the last statement: its locks are read after the last
+            rows = conn.execute(self.query).fetchall()
+        else:
+            # the server's time for the statement alone, without the lock query
+            seconds = next((r[3] / 1e6 for r in rows if r[0] == "time"), seconds)
         names = self._names
-        locks = {
-            (oid, mode)
-            for kind, oid, mode in rows
-            if kind == "lock" and (oid in names or not self.detailed)
-        }
+        every = {(int(oid), mode) for kind, oid, mode, _, _ in rows if kind == "rel"}
+        self._locked |= every
         self._objects |= {
-            (catalog, oid) for kind, oid, catalog in rows if kind == "object"
+            (catalog, int(oid)) for kind, oid, _, _, catalog in rows if kind == "obj"
         }
         if not self.detailed:
-            self._held |= locks
+            self._held |= every
             return
+        # what the statement did to the relations that existed before the plan
+        locks = {(oid, mode) for oid, mode in every if oid in names}
         sampled = False
         if self._sampler is not None:
             locks |= self._sampler.stop()
             self._sampler = None
             sampled = True
-        new = sorted(
-            locks - self._held, key=lambda item: (self._names[item[0]], item[1])
-        )
+        new = sorted(locks - self._held, key=lambda item: (names[item[0]], item[1]))
         self._held |= locks
+        self._locked |= locks
         rewrites = []
         present = set()
-        for kind, oid, filenode in rows:
-            if kind != "file" or oid not in self._filenodes:
+        for kind, oid, _, filenode, _ in rows:
+            if kind != "rel" or filenode is None or oid not in self._filenodes:
                 continue
             present.add(oid)
             if self._filenodes[oid] != filenode:
@@ -276,7 +328,7 @@ class LockTracer:
                 line=step.statement.line,
                 statement=text if len(text) <= 200 else text[:197] + "...",
                 seconds=seconds,
-                locks=[LockTaken(self._names[oid], mode) for oid, mode in new],
+                locks=[LockTaken(names[oid], mode) for oid, mode in new],
                 rewrites=sorted(rewrites),
                 dropped=sorted(dropped),
                 sampled=sampled,
@@ -284,11 +336,16 @@ class LockTracer:
         )
 
     def touched(self) -> Touched:
-        """What the plan locked, for :class:`~dbamgr.schema.incremental.SnapshotCache`.
+        """What the plan locked, for :class:`~dbamgr.schema.incremental.SnapshotCache`:
+        the relations it locked in a mode that comes with DDL (SHARE UPDATE
+        EXCLUSIVE or stronger; reads and writes of rows change no schema), and
+        the other objects it locked.
 
         Outside a transaction locks are sampled, so the answer is not exact.
         """
-        relations = {oid for oid, _ in self._held}
+        relations = {
+            oid for oid, mode in self._locked if _RANK.get(mode, 0) >= _SCHEMA_CHANGE
+        }
         return Touched(relations, set(self._objects), exact=self._exact)
 
     def written(self) -> set[int] | None:
@@ -304,7 +361,13 @@ class LockTracer:
 
     def tables(self) -> set[str]:
         """Names of the tables (and materialized views) that existed before."""
-        return set(self._tables)
+        if self._before is None:
+            return set()
+        objects = self._before.objects
+        views = objects.get("views", {})
+        return set(objects.get("tables", {})) | {
+            name for name, view in views.items() if view.get("kind") == _MATVIEW
+        }
 
 
 def summarize(
