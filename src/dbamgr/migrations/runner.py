@@ -67,8 +67,8 @@ class StatementObserver(Protocol):
     def plan_started(self, conn: psycopg.Connection[Any], plan: Plan) -> None: ...
 
     def trailer(self, plan: Plan, step: Step) -> str | None:
-        """A query to send with *step*, after it in the same round trip (None:
-        none). Its rows go to :meth:`statement_finished`."""
+        """Queries to send with *step*, after it in the same round trip (None:
+        none). Their results go to :meth:`statement_finished`."""
 
     def statement_started(
         self, conn: psycopg.Connection[Any], plan: Plan, step: Step
@@ -80,7 +80,7 @@ class StatementObserver(Protocol):
         plan: Plan,
         step: Step,
         seconds: float,
-        rows: list[tuple[Any, ...]] | None = None,
+        results: list[list[tuple[Any, ...]]] | None = None,
     ) -> None: ...
 
 
@@ -267,19 +267,19 @@ class Session:
                         observer.statement_started(conn, plan, step)
                         trailer = observer.trailer(plan, step)
                         started = time.perf_counter()
+                        results = None
                         if trailer is None:
                             cur.execute(step.sql)
-                            rows = None
                         else:
                             # the statement comes first, so that the server's
                             # error positions stay right; the newline ends a
                             # trailing line comment
                             cur.execute(f"{step.sql}\n;\n{trailer}")
+                            results = []
                             while cur.nextset():
-                                pass
-                            rows = cur.fetchall()
+                                results.append(cur.fetchall())
                         seconds = time.perf_counter() - started
-                        observer.statement_finished(conn, plan, step, seconds, rows)
+                        observer.statement_finished(conn, plan, step, seconds, results)
                 except psycopg.Error as exc:
                     exc.dbamgr_step = first  # type: ignore[attr-defined]
                     raise

@@ -7,17 +7,22 @@ objects. PostgreSQL can say it directly: an event trigger on ``ddl_command_end``
 sees every object a command created or altered (``pg_event_trigger_ddl_commands``)
 and one on ``sql_drop`` every object it dropped, cascades included. The two
 triggers installed here write those objects into an unlogged table, in the
-command's own transaction (a rolled back command leaves nothing), and the cache
-takes them out when it refreshes.
+command's own transaction (a rolled back command leaves nothing).
 
-Event triggers need a superuser. :func:`install_capture` says whether it could
-install them; without them the cache scans as before. ``GRANT`` and ``REVOKE``
-name no object to event triggers, so they also make the cache scan.
+The function :func:`install_capture` returns takes the noted objects out of the
+table (as :class:`Change` rows); ``verify`` calls it before COMMIT, in the round
+trip of the run's last statement, and the cache maps them to the objects it
+reads again.
+
+Event triggers need a superuser. Without them the cache scans as before.
+``GRANT`` and ``REVOKE`` name no object to event triggers: the cache reads the
+whole schema after them.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -26,6 +31,7 @@ from psycopg import sql
 logger = logging.getLogger(__name__)
 
 CHANGES_TABLE = "captured_changes"
+_TAKE_FUNCTION = "take_captured_changes"
 _COMMANDS_FUNCTION = "capture_ddl_commands"
 _DROPS_FUNCTION = "capture_dropped_objects"
 # event trigger names are global to a database
@@ -33,19 +39,22 @@ _COMMANDS_TRIGGER = "dbamgr_capture_ddl_commands"
 _DROPS_TRIGGER = "dbamgr_capture_dropped_objects"
 
 _INSTALL = """
-CREATE UNLOGGED TABLE IF NOT EXISTS {table} (classid oid, objid oid);
+CREATE UNLOGGED TABLE IF NOT EXISTS {table} (
+    classid oid, objid oid, dropped boolean NOT NULL);
 CREATE OR REPLACE FUNCTION {commands}() RETURNS event_trigger
 LANGUAGE plpgsql AS $body$
 BEGIN
-    INSERT INTO {table} (classid, objid)
-    SELECT c.classid, c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c;
+    INSERT INTO {table} (classid, objid, dropped)
+    SELECT c.classid, c.objid, false
+    FROM pg_catalog.pg_event_trigger_ddl_commands() c;
 END
 $body$;
 CREATE OR REPLACE FUNCTION {drops}() RETURNS event_trigger
 LANGUAGE plpgsql AS $body$
 BEGIN
-    INSERT INTO {table} (classid, objid)
-    SELECT d.classid, d.objid FROM pg_catalog.pg_event_trigger_dropped_objects() d;
+    INSERT INTO {table} (classid, objid, dropped)
+    SELECT d.classid, d.objid, true
+    FROM pg_catalog.pg_event_trigger_dropped_objects() d;
 END
 $body$;
 DROP EVENT TRIGGER IF EXISTS {commands_trigger};
@@ -56,7 +65,27 @@ CREATE EVENT TRIGGER {drops_trigger} ON sql_drop EXECUTE FUNCTION {drops}();
 -- a migration that sets session_replication_role must not blind the capture
 ALTER EVENT TRIGGER {commands_trigger} ENABLE ALWAYS;
 ALTER EVENT TRIGGER {drops_trigger} ENABLE ALWAYS;
+CREATE OR REPLACE FUNCTION {take}(
+    OUT catalog text, OUT object_id oid, OUT object_dropped boolean)
+RETURNS SETOF record LANGUAGE plpgsql AS $body$
+BEGIN
+    RETURN QUERY
+    WITH taken AS (DELETE FROM {table} RETURNING classid, objid, dropped)
+    SELECT t.classid::pg_catalog.regclass::text, t.objid, t.dropped FROM taken t;
+END
+$body$;
 """
+
+
+@dataclass(frozen=True)
+class Change:
+    """An object a DDL command created, altered or dropped, as the capture
+    noted it: its catalog (``pg_class``, ``pg_proc``…) and oid. GRANT and REVOKE
+    name no object (``oid`` None)."""
+
+    catalog: str | None
+    oid: int | None
+    dropped: bool
 
 
 def changes_table(schema: str) -> sql.Composed:
@@ -66,26 +95,30 @@ def changes_table(schema: str) -> sql.Composed:
     )
 
 
-def install_capture(conn: psycopg.Connection[Any], schema: str) -> bool:
+def install_capture(conn: psycopg.Connection[Any], schema: str) -> str | None:
     """Install the capture in the database *conn* is connected to, its table and
-    functions in dbamgr's own *schema* (which snapshots leave out); return whether
-    it could (event triggers need a superuser). Meant for scratch databases: it
-    adds two event triggers that live as long as the database."""
+    functions in dbamgr's own *schema* (which snapshots leave out). Return the
+    qualified name of the function that takes the noted changes out, as rows
+    (catalog, oid, dropped) of :class:`Change`; None if event triggers cannot be
+    made here (they need a superuser). Meant for scratch databases: the two event
+    triggers live as long as the database."""
     row = conn.execute(
         "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user"
     ).fetchone()
     if not row or not row[0]:
         logger.debug("not a superuser: snapshots find changes by scanning")
-        return False
+        return None
     name = sql.Identifier(schema)
+    take = sql.SQL("{}.{}").format(name, sql.Identifier(_TAKE_FUNCTION))
     query = sql.SQL(_INSTALL).format(
         table=changes_table(schema),
         commands=sql.SQL("{}.{}").format(name, sql.Identifier(_COMMANDS_FUNCTION)),
         drops=sql.SQL("{}.{}").format(name, sql.Identifier(_DROPS_FUNCTION)),
         commands_trigger=sql.Identifier(_COMMANDS_TRIGGER),
         drops_trigger=sql.Identifier(_DROPS_TRIGGER),
+        take=take,
     )
     with conn.transaction():
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
         conn.execute(query)
-    return True
+    return take.as_string(conn)

@@ -27,8 +27,14 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from dbamgr.schema.capture import changes_table
-from dbamgr.schema.snapshot import GENERIC_PLANS, Snapshot, take_snapshot
+from dbamgr.schema.capture import Change, changes_table
+from dbamgr.schema.owners import NAMESPACES, OWNERS
+from dbamgr.schema.snapshot import (
+    CATALOG_CLASSES,
+    GENERIC_PLANS,
+    Snapshot,
+    take_snapshot,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,58 +47,6 @@ _ONLY = {
     "ext": "extensions",
 }
 
-# catalogs whose objects are their own owners -> their class in the cache
-_OWN_CLASS = {
-    "pg_class": "rel",
-    "pg_proc": "proc",
-    "pg_type": "type",
-    "pg_namespace": "schema",
-    "pg_extension": "ext",
-}
-
-_NAMESPACES = """
-ns AS (
-    SELECT n.oid FROM pg_namespace n
-    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
-      AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
-)"""
-
-# The owner of each (catalog, oid) pair that a FROM clause names ``o``: a
-# function, schema, extension or type is its own; a constraint, trigger, policy
-# or default belongs to a relation or a type. An object that is gone comes back
-# as class "gone:<catalog>": the cache knows the owners of what it read.
-_OWNERS = """
-SELECT CASE
-         WHEN coalesce(pr.oid, sp.oid, ex.oid, t.oid, k.oid, tg.oid, po.oid,
-                       ad.oid) IS NULL THEN 'gone:' || o.catalog
-         WHEN o.catalog = 'pg_proc' THEN 'proc'
-         WHEN o.catalog = 'pg_namespace' THEN 'schema'
-         WHEN o.catalog = 'pg_extension' THEN 'ext'
-         WHEN o.catalog = 'pg_type' THEN
-              CASE WHEN t.typrelid <> 0 AND tc.relkind <> 'c' THEN 'rel'
-                   ELSE 'type' END
-         WHEN k.contypid <> 0 THEN 'type'
-         ELSE 'rel'
-       END,
-       CASE
-         WHEN o.catalog = 'pg_type' AND t.typrelid <> 0 AND tc.relkind <> 'c'
-              THEN t.typrelid
-         ELSE coalesce(NULLIF(k.conrelid, 0), NULLIF(k.contypid, 0), tg.tgrelid,
-                       po.polrelid, ad.adrelid, o.objid)
-       END
-FROM {source} AS o(catalog, objid)
-LEFT JOIN pg_proc pr ON o.catalog = 'pg_proc' AND pr.oid = o.objid
-LEFT JOIN pg_namespace sp ON o.catalog = 'pg_namespace' AND sp.oid = o.objid
-LEFT JOIN pg_extension ex ON o.catalog = 'pg_extension' AND ex.oid = o.objid
-LEFT JOIN pg_type t ON o.catalog = 'pg_type' AND t.oid = o.objid
-LEFT JOIN pg_class tc ON tc.oid = t.typrelid
-LEFT JOIN pg_constraint k ON o.catalog = 'pg_constraint' AND k.oid = o.objid
-LEFT JOIN pg_trigger tg ON o.catalog = 'pg_trigger' AND tg.oid = o.objid
-LEFT JOIN pg_policy po ON o.catalog = 'pg_policy' AND po.oid = o.objid
-LEFT JOIN pg_attrdef ad ON o.catalog = 'pg_attrdef' AND ad.oid = o.objid
-WHERE o.catalog IN ('pg_proc', 'pg_namespace', 'pg_extension', 'pg_type',
-                    'pg_constraint', 'pg_trigger', 'pg_policy', 'pg_attrdef')"""
-
 # the mark for the next run, which starts after this refresh
 _NEXT_MARK = "SELECT 'watermark', pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 
@@ -100,7 +54,7 @@ _NEXT_MARK = "SELECT 'watermark', pg_snapshot_xmin(pg_current_snapshot())::text:
 # transaction id, and the owners of the objects a run locked. Returns (class,
 # oid) pairs.
 _CHANGED = f"""
-WITH {_NAMESPACES},
+WITH {NAMESPACES},
 -- rows written at or after the mark: age() is cheap where casting xmin is not
 mark AS (
     SELECT age((%(since)s::bigint %% 4294967296)::text::xid) AS a)
@@ -135,43 +89,11 @@ SELECT 'schema', n.oid FROM pg_namespace n WHERE age(n.xmin) <= (SELECT a FROM m
 UNION ALL
 SELECT 'ext', e.oid FROM pg_extension e WHERE age(e.xmin) <= (SELECT a FROM mark)
 UNION ALL
-{_OWNERS.format(source="unnest(%(objects)s::text[], %(object_ids)s::oid[])")}
+{OWNERS.format(source="unnest(%(objects)s::text[], %(object_ids)s::oid[])")}
 UNION ALL
 {_NEXT_MARK}
 """
 
-# With the capture (see dbamgr.schema.capture): the objects it noted, taken out
-# of its table, and the relations the run locked, with their owners. An object
-# without an oid (GRANT, REVOKE) comes back as class "unknown".
-_CAPTURED = f"""
-WITH {_NAMESPACES},
-captured AS (DELETE FROM {{table}} RETURNING classid, objid),
-relations AS (
-    SELECT objid AS oid FROM captured WHERE classid = 'pg_class'::regclass
-    UNION
-    SELECT unnest(%(relations)s::oid[])
-)
-SELECT 'unknown', 0::oid FROM captured WHERE objid IS NULL
-UNION ALL
-SELECT CASE WHEN c.oid IS NULL THEN 'gone:pg_class'
-            WHEN c.relkind = 'c' THEN 'type' ELSE 'rel' END,
-       CASE WHEN c.oid IS NULL THEN r.oid
-            WHEN c.relkind = 'c' THEN c.reltype
-            ELSE coalesce(i.indrelid, c.oid) END
-FROM relations r
-LEFT JOIN pg_class c ON c.oid = r.oid
-LEFT JOIN pg_index i ON i.indexrelid = r.oid
-WHERE c.oid IS NULL OR c.relnamespace IN (SELECT oid FROM ns)
-UNION ALL
-{
-    _OWNERS.format(
-        source="(SELECT classid::regclass::text, objid FROM captured "
-        "WHERE objid IS NOT NULL AND classid <> 'pg_class'::regclass)"
-    )
-}
-UNION ALL
-{_NEXT_MARK}
-"""
 _WATERMARK = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 
 
@@ -182,11 +104,13 @@ class StaleSnapshot(AssertionError):
 @dataclass
 class Touched:
     """What a run of statements locked: relation oids, and (catalog, oid) of
-    other objects."""
+    other objects; and what the change capture noted, if it was taken."""
 
     relations: set[int] = field(default_factory=set)
     objects: set[tuple[str, int]] = field(default_factory=set)
     exact: bool = True
+    # with the change capture: what it noted during the run
+    changes: list[Change] | None = None
 
 
 class SnapshotCache:
@@ -210,11 +134,9 @@ class SnapshotCache:
         self.conn = conn
         self.exclude = tuple(exclude_schemas)
         self.mode = mode
-        self._captured: str | None = None
         self._forget_captured: str | None = None
         if capture_schema is not None:
             table = changes_table(capture_schema).as_string()
-            self._captured = _CAPTURED.replace("{table}", table)
             self._forget_captured = f"DELETE FROM {table}"
         conn.execute(GENERIC_PLANS)
         self._next_since: int | None = None
@@ -227,7 +149,7 @@ class SnapshotCache:
     @property
     def changes_found_by(self) -> str:
         """``captured`` when event triggers say what changed, else ``scanned``."""
-        return "scanned" if self._captured is None else "captured"
+        return "scanned" if self._forget_captured is None else "captured"
 
     def full(self) -> Snapshot:
         """Read the whole schema."""
@@ -248,8 +170,10 @@ class SnapshotCache:
         """Mark the start of a run of statements: later writes count as changes.
 
         After a refresh the mark is known already (nothing wrote since), which
-        saves a round trip per run.
+        saves a round trip per run. With the capture no mark is needed.
         """
+        if self._forget_captured is not None:
+            return
         if self._next_since is not None:
             self._since, self._next_since = self._next_since, None
             return
@@ -289,11 +213,8 @@ class SnapshotCache:
     def _dirty(self, touched: Touched, since: int) -> dict[str, set[int]] | None:
         """The oids of the objects to read again, by catalog class; None when
         only a full read will do."""
-        if self._captured is not None:
-            rows = self._query(self._captured, {"relations": sorted(touched.relations)})
-            if all(found != "unknown" for found, _ in rows):
-                return self._owners(rows, captured=True)
-            # a GRANT or REVOKE, which event triggers do not locate: scan
+        if self._forget_captured is not None:
+            return self._captured_dirty(touched)
         objects = sorted(touched.objects)
         self.scans += 1
         rows = self._query(
@@ -305,11 +226,39 @@ class SnapshotCache:
                 "object_ids": [oid for _, oid in objects],
             },
         )
-        dirty = self._owners(rows, captured=False)
+        dirty = self._owners(rows)
         if dirty is not None:
             # locked relations that are gone now (dropped) are dirty too
             known = self.current.catalog.get("rel", {}) if self.current else {}
             dirty["rel"] |= touched.relations & set(known)
+        return dirty
+
+    def _captured_dirty(self, touched: Touched) -> dict[str, set[int]] | None:
+        changes = touched.changes
+        if changes is None or any(change.oid is None for change in changes):
+            # not taken with the run, or a GRANT or REVOKE (no object named)
+            return None
+        assert self.current is not None
+        current = self.current
+        dirty: dict[str, set[int]] = {cls: set() for cls in _ONLY}
+        for change in changes:
+            assert change.oid is not None and change.catalog is not None
+            owner = current.owner_of(change.catalog, change.oid)
+            cls = CATALOG_CLASSES.get(change.catalog)
+            if owner is not None:
+                dirty[owner[0]].add(owner[1])
+            elif cls is not None and not change.dropped:
+                dirty[cls].add(change.oid)  # a new object
+            # Else a new constraint, trigger, policy or default, whose relation
+            # or type the command also named or locked; or an object made and
+            # dropped within the run; or no object of a snapshot.
+        # The relations the run locked for DDL: ALTER TABLE on a parent reaches
+        # its partitions and children, a foreign key the referenced table.
+        # Those that are new were captured already.
+        for oid in touched.relations:
+            owner = current.owner_of("pg_class", oid)
+            if owner is not None:
+                dirty[owner[0]].add(owner[1])
         return dirty
 
     def _query(self, query: str, params: dict[str, Any]) -> list[tuple[str, int]]:
@@ -322,31 +271,23 @@ class SnapshotCache:
                 found.append((cls, int(number)))
         return found
 
-    def _owners(
-        self, rows: list[tuple[str, int]], *, captured: bool
-    ) -> dict[str, set[int]] | None:
-        """Map the query's (class, oid) rows to the objects to read again. An
+    def _owners(self, rows: list[tuple[str, int]]) -> dict[str, set[int]] | None:
+        """Map the scan's (class, oid) rows to the objects to read again. An
         object that is gone is looked up in the last snapshot; one it does not
         hold was made and dropped within the run, or is no object of a
         snapshot, except for a locked constraint, trigger, policy or default,
         whose owner is then unknown."""
         assert self.current is not None
-        current = self.current
         dirty: dict[str, set[int]] = {cls: set() for cls in _ONLY}
         for found, oid in rows:
             if not found.startswith("gone:"):
                 dirty[found].add(oid)
                 continue
             catalog = found.removeprefix("gone:")
-            cls = _OWN_CLASS.get(catalog)
-            if cls is not None and oid in current.catalog.get(cls, {}):
-                dirty[cls].add(oid)
-            elif catalog == "pg_class" and oid in current.indexes:
-                dirty["rel"].add(current.indexes[oid][0])
-            elif (catalog, oid) in current.parts:
-                owner_class, owner = current.parts[(catalog, oid)]
-                dirty[owner_class].add(owner)
-            elif cls is None and not captured:
+            owner = self.current.owner_of(catalog, oid)
+            if owner is not None:
+                dirty[owner[0]].add(owner[1])
+            elif catalog not in CATALOG_CLASSES:
                 logger.debug("a lock on an unknown object: reading everything")
                 return None
         return dirty

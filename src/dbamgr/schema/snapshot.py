@@ -29,6 +29,15 @@ GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
 KINDS = ("schemas", "extensions", "types", "sequences", "tables", "views", "functions")
 NESTED = ("columns", "constraints", "indexes", "triggers", "policies")
 
+# the catalogs of the objects a snapshot reads whole -> their class in
+# Snapshot.catalog
+CATALOG_CLASSES = {
+    "pg_class": "rel",
+    "pg_proc": "proc",
+    "pg_type": "type",
+    "pg_namespace": "schema",
+    "pg_extension": "ext",
+}
 _PLAIN_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_$]*$")
 
 _RELATION_KINDS = {
@@ -136,6 +145,22 @@ class Snapshot:
         default_factory=dict, repr=False, compare=False
     )
     filenodes: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def owner_of(self, catalog: str, oid: int) -> tuple[str, int] | None:
+        """The (catalog class, oid) of the object the snapshot reads whole that
+        holds the catalog row (*catalog*, *oid*): a relation, function, type,
+        schema or extension holds itself, a table its indexes, constraints,
+        triggers, policies and defaults, a composite type its relation. None
+        when the snapshot does not know the row."""
+        cls = CATALOG_CLASSES.get(catalog)
+        if cls is not None and oid in self.catalog.get(cls, {}):
+            return cls, oid
+        if catalog == "pg_class":
+            if oid in self.indexes:
+                return "rel", self.indexes[oid][0]
+            if oid in self.composites:
+                return "type", self.composites[oid][0]
+        return self.parts.get((catalog, oid))
 
     def relation_names(self) -> dict[int, str]:
         """Qualified names by oid of every relation the snapshot holds: tables,

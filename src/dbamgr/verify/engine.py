@@ -146,15 +146,15 @@ class _Verifier:
         # prepared statement of a connection that runs DDL, and planning the
         # catalog query costs more than running it.
         self.reader = connect(session.target.url, purpose="verify snapshots")
-        captured = capture and install_capture(session.conn, schema)
+        changes = install_capture(session.conn, schema) if capture else None
         self.cache = SnapshotCache(
             self.reader,
             (schema,),
             mode=snapshots,
-            capture_schema=schema if captured else None,
+            capture_schema=None if changes is None else schema,
         )
         self.tracer = LockTracer(
-            session.target.url, install_lock_trace(session.conn, schema)
+            session.target.url, install_lock_trace(session.conn, schema), changes
         )
         self.rows = RowCache(self.reader)
         self.plans: dict[tuple[int, str], Plan] = {}

@@ -20,6 +20,7 @@ from psycopg import sql
 
 from dbamgr.db import connect
 from dbamgr.migrations.plan import Plan, Step
+from dbamgr.schema.capture import Change
 from dbamgr.schema.incremental import Touched
 from dbamgr.schema.snapshot import Snapshot
 
@@ -214,11 +215,15 @@ class LockTracer:
     lock query travels with each statement, in the same round trip.
     """
 
-    def __init__(self, url: str, function: str) -> None:
+    def __init__(self, url: str, function: str, changes: str | None = None) -> None:
         """*url* is the database's, for the sampler; *function* the lock query
-        that :func:`install_lock_trace` installed."""
+        that :func:`install_lock_trace` installed; *changes*, if given, the
+        function of the change capture (:mod:`dbamgr.schema.capture`), called
+        with the last statement of a transaction."""
         self.url = url
         self.query = f"SELECT * FROM {function}()"
+        self.changes_query = None if changes is None else f"SELECT * FROM {changes}()"
+        self._changes: list[Change] | None = None
         self.detailed = True
         self.statements: list[StatementTrace] = []
         self._before: Snapshot | None = None
@@ -238,6 +243,7 @@ class LockTracer:
 
     def plan_started(self, conn: psycopg.Connection[Any], plan: Plan) -> None:
         self.statements = []
+        self._changes = None
         self._held = set()
         self._locked = set()
         self._objects = set()
@@ -253,15 +259,15 @@ class LockTracer:
     def trailer(self, plan: Plan, step: Step) -> str | None:
         """The lock query, to send with *step* when its locks will still be held
         after it: inside a transaction (and, unless detailed, after the last
-        statement only)."""
+        statement only); after the last, the change capture's too."""
         if not plan.in_transaction or step.statement is None:
             return None
-        if (
-            not self.detailed
-            and step.statement.index != plan.script.statements[-1].index
-        ):
-            return None
-        return self.query
+        last = step.statement.index == plan.script.statements[-1].index
+        if not last:
+            return self.query if self.detailed else None
+        if self.changes_query is None:
+            return self.query
+        return f"{self.query}\n;\n{self.changes_query}"
 
     def statement_started(
         self, conn: psycopg.Connection[Any], plan: Plan, step: Step
@@ -276,16 +282,19 @@ class LockTracer:
         plan: Plan,
         step: Step,
         seconds: float,
-        rows: list[tuple[Any, ...]] | None = None,
+        results: list[list[tuple[Any, ...]]] | None = None,
     ) -> None:
-        """Record what *step* did; *rows* are the result of :meth:`trailer`'s
-        query when it travelled with the statement."""
+        """Record what *step* did; *results* are those of :meth:`trailer`'s
+        queries when they travelled with the statement."""
         assert step.statement is not None
-        if rows is None:
+        if results is None:
             if not self.detailed and plan.in_transaction:
                 return  # not the last statement: its locks are read after the last
             rows = conn.execute(self.query).fetchall()
         else:
+            rows = results[0]
+            if len(results) > 1:
+                self._changes = [Change(*row) for row in results[1]]
             # the server's time for the statement alone, without the lock query
             seconds = next((r[3] / 1e6 for r in rows if r[0] == "time"), seconds)
         names = self._names
@@ -346,7 +355,9 @@ class LockTracer:
         relations = {
             oid for oid, mode in self._locked if _RANK.get(mode, 0) >= _SCHEMA_CHANGE
         }
-        return Touched(relations, set(self._objects), exact=self._exact)
+        return Touched(
+            relations, set(self._objects), exact=self._exact, changes=self._changes
+        )
 
     def written(self) -> set[int] | None:
         """Oids of the relations the plan may have written rows to (it held ROW
