@@ -52,8 +52,9 @@ $body$;
 CREATE OR REPLACE FUNCTION {drops}() RETURNS event_trigger
 LANGUAGE plpgsql AS $body$
 BEGIN
+    -- a dropped column is a change to its table, not a drop
     INSERT INTO {table} (classid, objid, dropped)
-    SELECT d.classid, d.objid, true
+    SELECT d.classid, d.objid, d.objsubid = 0
     FROM pg_catalog.pg_event_trigger_dropped_objects() d;
 END
 $body$;
@@ -79,9 +80,10 @@ $body$;
 
 @dataclass(frozen=True)
 class Change:
-    """An object a DDL command created, altered or dropped, as the capture
-    noted it: its catalog (``pg_class``, ``pg_proc``…) and oid. GRANT and REVOKE
-    name no object (``oid`` None)."""
+    """An object a DDL command created, altered or dropped (*dropped*; a dropped
+    column alters its table), as the capture noted it: its catalog
+    (``pg_class``, ``pg_proc``…) and oid. GRANT and REVOKE name no object
+    (``oid`` None)."""
 
     catalog: str | None
     oid: int | None

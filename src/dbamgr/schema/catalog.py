@@ -9,6 +9,8 @@ with it), as are the system schemas and the schemas given as excluded.
 
 from __future__ import annotations
 
+import functools
+
 
 def _member_of_extension(catalog: str, alias: str) -> str:
     return (
@@ -53,6 +55,7 @@ _SECTIONS = {
 }
 
 
+@functools.lru_cache(maxsize=64)
 def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> str:
     """The snapshot query for a server of *server_version* (e.g. 150004).
 

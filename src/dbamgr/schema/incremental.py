@@ -189,7 +189,13 @@ class SnapshotCache:
         if dirty is None:
             return self.full()
         previous = self.current
-        fresh = self._read({_ONLY[cls]: sorted(oids) for cls, oids in dirty.items()})
+        gone = self._gone(touched)
+        fresh = self._read(
+            {
+                _ONLY[cls]: sorted(oids - gone.get(cls, set()))
+                for cls, oids in dirty.items()
+            }
+        )
         if self._renamed(previous, fresh) or self._type_changed(previous, fresh):
             return self.full()
         self.partial_reads += 1
@@ -260,6 +266,26 @@ class SnapshotCache:
             if owner is not None:
                 dirty[owner[0]].add(owner[1])
         return dirty
+
+    def _gone(self, touched: Touched) -> dict[str, set[int]]:
+        """The objects the capture saw dropped whole, by class: they need no
+        read (those it does not see stay to read, and come back empty)."""
+        gone: dict[str, set[int]] = {}
+        if self._forget_captured is None or not touched.changes:
+            return gone
+        named = set()
+        for change in touched.changes:
+            assert change.catalog is not None and change.oid is not None
+            cls = CATALOG_CLASSES.get(change.catalog)
+            if cls is None:
+                continue
+            if change.dropped:
+                gone.setdefault(cls, set()).add(change.oid)
+            else:
+                named.add((cls, change.oid))
+        for cls, oid in named:  # an oid used again within the run, after all
+            gone.get(cls, set()).discard(oid)
+        return gone
 
     def _query(self, query: str, params: dict[str, Any]) -> list[tuple[str, int]]:
         rows = self.conn.execute(query, params, prepare=True).fetchall()
