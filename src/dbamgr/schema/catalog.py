@@ -252,23 +252,23 @@ def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> 
     -- constraints (internal ones too), triggers, policies and defaults, with the
     -- relation or type they belong to: a refresh maps a dropped one to its owner
     SELECT json_agg(json_build_array(x.catalog, x.oid, x.owner_class, x.owner))
-    FROM (SELECT 'pg_constraint' AS catalog, c.oid,
-                 CASE WHEN c.contypid <> 0 THEN 'type' ELSE 'rel' END AS owner_class,
-                 CASE WHEN c.contypid <> 0 THEN c.contypid ELSE c.conrelid END AS owner
-          FROM pg_constraint c
-          WHERE c.conrelid IN (SELECT oid FROM rels)
-             OR c.contypid IN (SELECT t.oid FROM pg_type t JOIN ns
-                               ON ns.oid = t.typnamespace WHERE t.typtype = 'd'
-                               AND {only("t.oid", "types")})
+    FROM (SELECT 'pg_constraint' AS catalog, c.oid, 'rel' AS owner_class,
+                 c.conrelid AS owner
+          FROM rels r JOIN pg_constraint c ON c.conrelid = r.oid
           UNION ALL
-          SELECT 'pg_trigger', t.oid, 'rel', t.tgrelid FROM pg_trigger t
-          WHERE t.tgrelid IN (SELECT oid FROM rels)
+          SELECT 'pg_constraint', c.oid, 'type', c.contypid
+          FROM pg_type t JOIN ns ON ns.oid = t.typnamespace
+          JOIN pg_constraint c ON c.contypid = t.oid
+          WHERE t.typtype = 'd' AND {only("t.oid", "types")}
           UNION ALL
-          SELECT 'pg_policy', p.oid, 'rel', p.polrelid FROM pg_policy p
-          WHERE p.polrelid IN (SELECT oid FROM rels)
+          SELECT 'pg_trigger', t.oid, 'rel', t.tgrelid
+          FROM rels r JOIN pg_trigger t ON t.tgrelid = r.oid
           UNION ALL
-          SELECT 'pg_attrdef', d.oid, 'rel', d.adrelid FROM pg_attrdef d
-          WHERE d.adrelid IN (SELECT oid FROM rels)) x""",
+          SELECT 'pg_policy', p.oid, 'rel', p.polrelid
+          FROM rels r JOIN pg_policy p ON p.polrelid = r.oid
+          UNION ALL
+          SELECT 'pg_attrdef', d.oid, 'rel', d.adrelid
+          FROM rels r JOIN pg_attrdef d ON d.adrelid = r.oid) x""",
         "extensions": f"""
     SELECT json_agg(json_build_object(
         'oid', e.oid, 'name', e.extname, 'schema', n.nspname,
