@@ -271,13 +271,45 @@ def test_failing_up_stops_verify_with_the_error(project: ProjectFactory) -> None
     assert "nosuchtype" in report.migrations[1].failures[0]
 
 
+def test_verify_on_a_server_as_a_user_with_createdb_only(
+    project: ProjectFactory, pg_cluster: LocalCluster
+) -> None:
+    # no superuser, no event triggers: verify finds changes by scanning
+    role = "dbamgr_verify_creator"
+    with pg_cluster.connect() as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {role}")
+        conn.execute(f"CREATE ROLE {role} LOGIN CREATEDB")
+    try:
+        project.add(
+            "2",
+            "column",
+            "ALTER TABLE users ADD COLUMN nickname text;",
+            "ALTER TABLE users DROP COLUMN nickname;",
+        )
+        project.add(
+            "3", "leftover", "CREATE INDEX users_age ON users (age);", "SELECT 1;"
+        )
+        url = pg_cluster.url().replace(
+            "postgresql://postgres@", f"postgresql://{role}@"
+        )
+        report = verify(project.project, server_url=url)
+    finally:
+        with pg_cluster.connect() as conn:
+            conn.execute(f"DROP ROLE IF EXISTS {role}")
+    assert report.changes_found_by == "scanned"
+    assert [m.status for m in report.migrations] == ["passed", "passed", "failed"]
+    assert any("users_age" in line for line in described(report.migrations[2]))
+    assert report.snapshot_reads["scanned"] > 0
+
+
 def test_a_failing_statement_is_located_while_traced(project: ProjectFactory) -> None:
     # the lock query travels with each statement: the error must still point
     # at the migration's own line and column
     project.add(
         "2",
         "bad_second",
-        "ALTER TABLE users ADD COLUMN a int;\nALTER TABLE users ADD COLUMN b nosuchtype;\n",
+        "ALTER TABLE users ADD COLUMN a int;\n"
+        "ALTER TABLE users ADD COLUMN b nosuchtype;\n",
         "ALTER TABLE users DROP COLUMN a;",
     )
     report = verify(project.project)
