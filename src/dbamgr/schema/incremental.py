@@ -3,19 +3,22 @@
 ``verify`` takes three snapshots per migration; read whole, their cost grows with
 the schema and verify grows with the square of the number of migrations. A
 :class:`SnapshotCache` keeps the last snapshot and, after a run of statements,
-re-reads only the objects that run may have changed:
+re-reads only the objects that run may have changed. It learns which in one of
+two ways:
 
-- every object the run locked (DDL locks what it alters or drops; the lock trace
-  reports relation locks and object locks);
-- every relation, function, type, schema or extension whose catalog row was
-  written after the run started (a newer ``xmin``: new objects, and the few
-  changes that take no lock, such as ``CREATE OR REPLACE FUNCTION``).
+- with the change capture (:mod:`dbamgr.schema.capture`, event triggers, which
+  need a superuser): the objects each DDL command created, altered or dropped,
+  taken with the run's last statement; plus the relations the run locked for DDL
+  (an ``ALTER TABLE`` on a parent reaches its partitions);
+- else by a scan: every relation, function, type, schema or extension whose
+  catalog row was written after the run started (a newer ``xmin``), and the
+  owners of every object the run locked.
 
 When a change could alter how *other* objects print (a rename of a relation,
-column, function, type or schema; any change to an existing type), or when the
-run's locks are not known exactly (statements outside a transaction), the whole
-schema is read again. Tests check the refreshed snapshot against a full one after
-each kind of DDL.
+column, function, type or schema; any change to an existing type), after a
+``GRANT`` or ``REVOKE`` under the capture, or when the run's locks are not known
+exactly (statements outside a transaction), the whole schema is read again.
+Tests check the refreshed snapshot against a full one after each kind of DDL.
 """
 
 from __future__ import annotations

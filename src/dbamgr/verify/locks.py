@@ -1,7 +1,8 @@
 """The lock trace: which locks each statement takes, and which tables it rewrites.
 
-Inside a transaction the trace is exact: after each statement, before COMMIT, the
-runner's own locks are read from ``pg_locks`` (they are held until the end of the
+Inside a transaction the trace is exact: after each statement, before COMMIT and
+in the statement's own round trip (a function call sent with it), the runner's own
+locks are read from ``pg_locks`` (they are held until the end of the
 transaction, so the new ones belong to that statement), and the relfilenode of
 every table that existed before the migration is compared with its previous value
 (a new one means the table was rewritten). Outside a transaction locks end with
