@@ -145,6 +145,12 @@ class Snapshot:
         default_factory=dict, repr=False, compare=False
     )
     filenodes: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
+    # (class, oid) of a relation or type -> the entries of parts, indexes and
+    # composites that belong to it, as (index name, key): a refresh replaces one
+    # owner's entries without walking through all of them
+    owned: dict[tuple[str, int], set[tuple[str, Any]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def owner_of(self, catalog: str, oid: int) -> tuple[str, int] | None:
         """The (catalog class, oid) of the object the snapshot reads whole that
@@ -162,13 +168,14 @@ class Snapshot:
                 return "type", self.composites[oid][0]
         return self.parts.get((catalog, oid))
 
-    def relation_names(self) -> dict[int, str]:
-        """Qualified names by oid of every relation the snapshot holds: tables,
-        views, sequences, indexes and the relations of composite types."""
-        names = {oid: name for oid, (_, name) in self.catalog.get("rel", {}).items()}
-        names.update((oid, name) for oid, (_, name) in self.indexes.items())
-        names.update((oid, name) for oid, (_, name) in self.composites.items())
-        return names
+    def relation_name(self, oid: int) -> str | None:
+        """The qualified name of the relation *oid* if the snapshot holds it: a
+        table, view, sequence, index or the relation of a composite type."""
+        known = self.catalog.get("rel", {}).get(oid)
+        if known is not None:
+            return known[1]
+        entry = self.indexes.get(oid) or self.composites.get(oid)
+        return None if entry is None else entry[1]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -249,7 +256,19 @@ def build_snapshot(raw: dict[str, Any], server_version: int) -> Snapshot:
         for row in _rows(raw, "relations")
         if row["kind"] in ("r", "m")
     }
+    snapshot.owned = _owned_index(snapshot)
     return snapshot
+
+
+def _owned_index(snapshot: Snapshot) -> dict[tuple[str, int], set[tuple[str, Any]]]:
+    owned: dict[tuple[str, int], set[tuple[str, Any]]] = {}
+    for key, owner in snapshot.parts.items():
+        owned.setdefault(owner, set()).add(("parts", key))
+    for oid, (relation, _) in snapshot.indexes.items():
+        owned.setdefault(("rel", relation), set()).add(("indexes", oid))
+    for oid, (type_oid, _) in snapshot.composites.items():
+        owned.setdefault(("type", type_oid), set()).add(("composites", oid))
+    return owned
 
 
 def _part_index(raw: dict[str, Any]) -> dict[tuple[str, int], tuple[str, int]]:

@@ -13,6 +13,7 @@ traces are marked ``sampled`` and may miss a short lock.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +86,10 @@ _SAMPLE = """
 SELECT l.relation::bigint, l.mode FROM pg_locks l
 WHERE l.pid = %s AND l.locktype = 'relation' AND l.granted
 """
+
+
+def _no_name(oid: int) -> None:
+    return None
 
 
 def mode_name(mode: str) -> str:
@@ -165,8 +170,8 @@ class TableLock:
 class _Sampler:
     """Polls another backend's locks from a connection of its own."""
 
-    def __init__(self, url: str, pid: int, watched: set[int]) -> None:
-        self.url, self.pid, self.watched = url, pid, watched
+    def __init__(self, url: str, pid: int) -> None:
+        self.url, self.pid = url, pid
         self.seen: set[tuple[int, str]] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -179,9 +184,7 @@ class _Sampler:
     def _run(self) -> None:
         assert self._conn is not None
         while not self._stop.is_set():
-            for relation, mode in self._conn.execute(_SAMPLE, [self.pid]).fetchall():
-                if relation in self.watched:
-                    self.seen.add((relation, mode))
+            self.seen.update(self._conn.execute(_SAMPLE, [self.pid]).fetchall())
             self._stop.wait(_SAMPLE_INTERVAL)
 
     def stop(self) -> set[tuple[int, str]]:
@@ -228,7 +231,7 @@ class LockTracer:
         self.detailed = True
         self.statements: list[StatementTrace] = []
         self._before: Snapshot | None = None
-        self._names: dict[int, str] = {}
+        self._name: Callable[[int], str | None] = _no_name
         self._filenodes: dict[int, int] = {}
         self._held: set[tuple[int, str]] = set()
         self._locked: set[tuple[int, str]] = set()
@@ -250,11 +253,11 @@ class LockTracer:
         self._objects = set()
         self._exact = plan.in_transaction
         if self.detailed and self._before is not None:
-            self._names = self._before.relation_names()
+            self._name = self._before.relation_name
             self._filenodes = dict(self._before.filenodes)
         else:
             # only what the plan touches is wanted: any relation it locks counts
-            self._names = {}
+            self._name = _no_name
             self._filenodes = {}
 
     def trailer(self, plan: Plan, step: Step) -> str | None:
@@ -274,7 +277,7 @@ class LockTracer:
         self, conn: psycopg.Connection[Any], plan: Plan, step: Step
     ) -> None:
         if not plan.in_transaction and self.detailed:
-            self._sampler = _Sampler(self.url, conn.info.backend_pid, set(self._names))
+            self._sampler = _Sampler(self.url, conn.info.backend_pid)
             self._sampler.start()
 
     def statement_finished(
@@ -298,7 +301,6 @@ class LockTracer:
                 self._changes = [Change(*row) for row in results[1]]
             # the server's time for the statement alone, without the lock query
             seconds = next((r[3] / 1e6 for r in rows if r[0] == "time"), seconds)
-        names = self._names
         every = {(int(oid), mode) for kind, oid, mode, _, _ in rows if kind == "rel"}
         self._locked |= every
         self._objects |= {
@@ -308,12 +310,16 @@ class LockTracer:
             self._held |= every
             return
         # what the statement did to the relations that existed before the plan
-        locks = {(oid, mode) for oid, mode in every if oid in names}
-        sampled = False
+        sampled = self._sampler is not None
         if self._sampler is not None:
-            locks |= self._sampler.stop()
+            every |= self._sampler.stop()
             self._sampler = None
-            sampled = True
+        names = {}
+        for oid in {oid for oid, _ in every}:
+            name = self._name(oid)
+            if name is not None:
+                names[oid] = name
+        locks = {(oid, mode) for oid, mode in every if oid in names}
         new = sorted(locks - self._held, key=lambda item: (names[item[0]], item[1]))
         self._held |= locks
         self._locked |= locks
@@ -327,7 +333,9 @@ class LockTracer:
                 rewrites.append(names[oid])
                 self._filenodes[oid] = filenode
         exclusive = {oid for oid, mode in locks if mode == "AccessExclusiveLock"}
-        gone = [oid for oid in exclusive & set(self._filenodes) if oid not in present]
+        gone = [
+            oid for oid in exclusive if oid in self._filenodes and oid not in present
+        ]
         dropped = [names[oid] for oid in gone]
         for oid in gone:
             del self._filenodes[oid]
