@@ -83,6 +83,9 @@ class StatementObserver(Protocol):
         results: list[list[tuple[Any, ...]]] | None = None,
     ) -> None: ...
 
+    def statement_failed(self, plan: Plan, step: Step) -> None:
+        """*step* raised an error: no :meth:`statement_finished` follows."""
+
 
 def runner_identity() -> str:
     """Who runs the migrations, for the history: ``user@host``."""
@@ -268,16 +271,20 @@ class Session:
                         trailer = observer.trailer(plan, step)
                         started = time.perf_counter()
                         results = None
-                        if trailer is None:
-                            cur.execute(step.sql)
-                        else:
-                            # the statement comes first, so that the server's
-                            # error positions stay right; the newline ends a
-                            # trailing line comment
-                            cur.execute(f"{step.sql}\n;\n{trailer}")
-                            results = []
-                            while cur.nextset():
-                                results.append(cur.fetchall())
+                        try:
+                            if trailer is None:
+                                cur.execute(step.sql)
+                            else:
+                                # the statement comes first, so that the
+                                # server's error positions stay right; the
+                                # newline ends a trailing line comment
+                                cur.execute(f"{step.sql}\n;\n{trailer}")
+                                results = []
+                                while cur.nextset():
+                                    results.append(cur.fetchall())
+                        except psycopg.Error:
+                            observer.statement_failed(plan, step)
+                            raise
                         seconds = time.perf_counter() - started
                         observer.statement_finished(conn, plan, step, seconds, results)
                 except psycopg.Error as exc:

@@ -14,6 +14,9 @@ table (as :class:`Change` rows); ``verify`` calls it before COMMIT, in the round
 trip of the run's last statement, and the cache maps them to the objects it
 reads again.
 
+The functions run as their owner (SECURITY DEFINER, with a fixed search_path),
+so a migration that switches to another role (SET ROLE) is captured too.
+
 Event triggers need a superuser. Without them the cache scans as before.
 ``GRANT`` and ``REVOKE`` name no object to event triggers: the cache reads the
 whole schema after them.
@@ -42,7 +45,8 @@ _INSTALL = """
 CREATE UNLOGGED TABLE IF NOT EXISTS {table} (
     classid oid, objid oid, dropped boolean NOT NULL);
 CREATE OR REPLACE FUNCTION {commands}() RETURNS event_trigger
-LANGUAGE plpgsql AS $body$
+LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog AS $body$
 BEGIN
     INSERT INTO {table} (classid, objid, dropped)
     SELECT c.classid, c.objid, false
@@ -50,7 +54,8 @@ BEGIN
 END
 $body$;
 CREATE OR REPLACE FUNCTION {drops}() RETURNS event_trigger
-LANGUAGE plpgsql AS $body$
+LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog AS $body$
 BEGIN
     -- a dropped column is a change to its table, not a drop
     INSERT INTO {table} (classid, objid, dropped)
@@ -68,13 +73,16 @@ ALTER EVENT TRIGGER {commands_trigger} ENABLE ALWAYS;
 ALTER EVENT TRIGGER {drops_trigger} ENABLE ALWAYS;
 CREATE OR REPLACE FUNCTION {take}(
     OUT catalog text, OUT object_id oid, OUT object_dropped boolean)
-RETURNS SETOF record LANGUAGE plpgsql AS $body$
+RETURNS SETOF record LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog AS $body$
 BEGIN
     RETURN QUERY
     WITH taken AS (DELETE FROM {table} RETURNING classid, objid, dropped)
     SELECT t.classid::pg_catalog.regclass::text, t.objid, t.dropped FROM taken t;
 END
 $body$;
+GRANT USAGE ON SCHEMA {schema} TO PUBLIC;
+GRANT EXECUTE ON FUNCTION {take}() TO PUBLIC;
 """
 
 
@@ -119,6 +127,7 @@ def install_capture(conn: psycopg.Connection[Any], schema: str) -> str | None:
         commands_trigger=sql.Identifier(_COMMANDS_TRIGGER),
         drops_trigger=sql.Identifier(_DROPS_TRIGGER),
         take=take,
+        schema=name,
     )
     with conn.transaction():
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))

@@ -168,14 +168,18 @@ class Snapshot:
                 return "type", self.composites[oid][0]
         return self.parts.get((catalog, oid))
 
-    def relation_name(self, oid: int) -> str | None:
-        """The qualified name of the relation *oid* if the snapshot holds it: a
-        table, view, sequence, index or the relation of a composite type."""
+    def relation(self, oid: int) -> tuple[str, str | None] | None:
+        """The qualified name of the relation *oid* if the snapshot holds it as
+        a table, view, sequence or index, and for an index the name of its
+        table."""
         known = self.catalog.get("rel", {}).get(oid)
         if known is not None:
-            return known[1]
-        entry = self.indexes.get(oid) or self.composites.get(oid)
-        return None if entry is None else entry[1]
+            return known[1], None
+        index = self.indexes.get(oid)
+        if index is None:
+            return None
+        table = self.catalog.get("rel", {}).get(index[0])
+        return index[1], None if table is None else table[1]
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -209,7 +209,7 @@ class _Verifier:
             seconds,
             plan.in_transaction,
             statements,
-            summarize(statements, plan.in_transaction, self.tracer.tables()),
+            summarize(statements, plan.in_transaction),
         )
 
     def check(

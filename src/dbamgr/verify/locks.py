@@ -12,8 +12,9 @@ traces are marked ``sampled`` and may miss a short lock.
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,8 @@ from dbamgr.migrations.plan import Plan, Step
 from dbamgr.schema.capture import Change
 from dbamgr.schema.incremental import Touched
 from dbamgr.schema.snapshot import Snapshot
+
+logger = logging.getLogger(__name__)
 
 # from weakest to strongest
 LOCK_MODES = (
@@ -54,11 +57,14 @@ _FUNCTION = "lock_trace"
 # it ran in that time); a row "rel" per relation lock, with the file node of a
 # table or materialized view locked ACCESS EXCLUSIVE (only those can have been
 # rewritten), and a row "obj" per lock on another object, with its catalog.
+# It runs as its owner, so that a migration that switches to a role of its own
+# (SET ROLE) is traced like any other.
 _INSTALL = """
 CREATE OR REPLACE FUNCTION {function}(
     OUT kind text, OUT id oid, OUT mode text, OUT extra bigint,
     OUT catalog text)
-RETURNS SETOF record LANGUAGE plpgsql AS $body$
+RETURNS SETOF record LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog AS $body$
 BEGIN
     kind := 'time';
     extra := (extract(epoch FROM pg_catalog.clock_timestamp()
@@ -81,15 +87,19 @@ BEGIN
                                  WHERE d.datname = pg_catalog.current_database())));
 END
 $body$;
+GRANT USAGE ON SCHEMA {schema} TO PUBLIC;
+GRANT EXECUTE ON FUNCTION {function}() TO PUBLIC;
 """
+_FILENODES = """
+SELECT c.oid::bigint, c.relfilenode::bigint FROM pg_catalog.pg_class c
+WHERE c.oid = ANY(%s::oid[])
+"""
+# a statement that empties tables: their new file nodes are no rewrite
+_TRUNCATE = re.compile(r"\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*TRUNCATE\b", re.I | re.S)
 _SAMPLE = """
 SELECT l.relation::bigint, l.mode FROM pg_locks l
 WHERE l.pid = %s AND l.locktype = 'relation' AND l.granted
 """
-
-
-def _no_name(oid: int) -> None:
-    return None
 
 
 def mode_name(mode: str) -> str:
@@ -107,8 +117,12 @@ def mode_name(mode: str) -> str:
 
 @dataclass(frozen=True)
 class LockTaken:
+    """A lock a statement took on a relation that existed before the migration;
+    for an index, *of* names its table."""
+
     relation: str
     mode: str
+    of: str | None = None
 
     @property
     def blocks_writes(self) -> bool:
@@ -125,19 +139,24 @@ class StatementTrace:
     seconds: float
     locks: list[LockTaken] = field(default_factory=list)
     rewrites: list[str] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     sampled: bool = False
 
 
 @dataclass
 class TableLock:
-    """The strongest lock a migration took on one relation, and its effects."""
+    """The strongest lock a migration took on one relation (a table, view or
+    sequence; a lock on an index counts against its table, *via* naming the
+    index), and its effects."""
 
     relation: str
     mode: str
     statement: int
     line: int
+    via: str | None = None
     rewritten: bool = False
+    truncated: bool = False
     dropped: bool = False
     held_while: list[int] = field(default_factory=list)
     held_seconds: float = 0.0
@@ -153,8 +172,12 @@ class TableLock:
 
     def describe(self) -> str:
         text = f"{self.relation} {mode_name(self.mode)} (line {self.line})"
+        if self.via is not None:
+            text += f" on its index {self.via}"
         if self.rewritten:
             text += ", rewritten"
+        if self.truncated:
+            text += ", truncated"
         if self.dropped:
             text += ", dropped"
         if self.held_while:
@@ -174,18 +197,30 @@ class _Sampler:
         self.url, self.pid = url, pid
         self.seen: set[tuple[int, str]] = set()
         self._stop = threading.Event()
+        self._polling = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._conn: psycopg.Connection[Any] | None = None
 
     def start(self) -> None:
+        """Connect and start polling; return once the first poll has run, so
+        that even a short statement sent next is watched from its start."""
         self._conn = connect(self.url, purpose="lock sampler")
         self._thread.start()
+        self._polling.wait()
 
     def _run(self) -> None:
         assert self._conn is not None
-        while not self._stop.is_set():
-            self.seen.update(self._conn.execute(_SAMPLE, [self.pid]).fetchall())
-            self._stop.wait(_SAMPLE_INTERVAL)
+        try:
+            while not self._stop.is_set():
+                self.seen.update(self._conn.execute(_SAMPLE, [self.pid]).fetchall())
+                self._polling.set()
+                self._stop.wait(_SAMPLE_INTERVAL)
+        except psycopg.Error as exc:
+            # the database went away under the sampler (the statement failed
+            # and the scratch database is being dropped): what it saw stands
+            logger.debug("lock sampler stopped: %s", exc)
+        finally:
+            self._polling.set()
 
     def stop(self) -> set[tuple[int, str]]:
         self._stop.set()
@@ -206,7 +241,9 @@ def install_lock_trace(conn: psycopg.Connection[Any], schema: str) -> str:
         conn.execute(
             sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
         )
-        conn.execute(sql.SQL(_INSTALL).format(function=function))
+        conn.execute(
+            sql.SQL(_INSTALL).format(function=function, schema=sql.Identifier(schema))
+        )
     return function.as_string(conn)
 
 
@@ -231,7 +268,6 @@ class LockTracer:
         self.detailed = True
         self.statements: list[StatementTrace] = []
         self._before: Snapshot | None = None
-        self._name: Callable[[int], str | None] = _no_name
         self._filenodes: dict[int, int] = {}
         self._held: set[tuple[int, str]] = set()
         self._locked: set[tuple[int, str]] = set()
@@ -253,11 +289,9 @@ class LockTracer:
         self._objects = set()
         self._exact = plan.in_transaction
         if self.detailed and self._before is not None:
-            self._name = self._before.relation_name
             self._filenodes = dict(self._before.filenodes)
         else:
             # only what the plan touches is wanted: any relation it locks counts
-            self._name = _no_name
             self._filenodes = {}
 
     def trailer(self, plan: Plan, step: Step) -> str | None:
@@ -280,6 +314,12 @@ class LockTracer:
             self._sampler = _Sampler(self.url, conn.info.backend_pid)
             self._sampler.start()
 
+    def statement_failed(self, plan: Plan, step: Step) -> None:
+        """*step* failed: stop watching it."""
+        if self._sampler is not None:
+            self._sampler.stop()
+            self._sampler = None
+
     def statement_finished(
         self,
         conn: psycopg.Connection[Any],
@@ -291,16 +331,18 @@ class LockTracer:
         """Record what *step* did; *results* are those of :meth:`trailer`'s
         queries when they travelled with the statement."""
         assert step.statement is not None
-        if results is None:
-            if not self.detailed and plan.in_transaction:
-                return  # not the last statement: its locks are read after the last
-            rows = conn.execute(self.query).fetchall()
-        else:
+        if results is not None:
             rows = results[0]
             if len(results) > 1:
                 self._changes = [Change(*row) for row in results[1]]
             # the server's time for the statement alone, without the lock query
             seconds = next((r[3] / 1e6 for r in rows if r[0] == "time"), seconds)
+        elif plan.in_transaction:
+            if not self.detailed:
+                return  # not the last statement: its locks are read after the last
+            rows = conn.execute(self.query).fetchall()
+        else:
+            rows = []  # its locks ended with it: the sampler saw what it could
         every = {(int(oid), mode) for kind, oid, mode, _, _ in rows if kind == "rel"}
         self._locked |= every
         self._objects |= {
@@ -309,49 +351,103 @@ class LockTracer:
         if not self.detailed:
             self._held |= every
             return
-        # what the statement did to the relations that existed before the plan
-        sampled = self._sampler is not None
         if self._sampler is not None:
             every |= self._sampler.stop()
             self._sampler = None
-        names = {}
-        for oid in {oid for oid, _ in every}:
-            name = self._name(oid)
-            if name is not None:
-                names[oid] = name
-        locks = {(oid, mode) for oid, mode in every if oid in names}
-        new = sorted(locks - self._held, key=lambda item: (names[item[0]], item[1]))
-        self._held |= locks
-        self._locked |= locks
-        rewrites = []
-        present = set()
-        for kind, oid, _, filenode, _ in rows:
-            if kind != "rel" or filenode is None or oid not in self._filenodes:
-                continue
-            present.add(oid)
-            if self._filenodes[oid] != filenode:
-                rewrites.append(names[oid])
-                self._filenodes[oid] = filenode
-        exclusive = {oid for oid, mode in locks if mode == "AccessExclusiveLock"}
-        gone = [
-            oid for oid in exclusive if oid in self._filenodes and oid not in present
-        ]
-        dropped = [names[oid] for oid in gone]
-        for oid in gone:
-            del self._filenodes[oid]
-        text = step.statement.text
+            self._locked |= every
         self.statements.append(
-            StatementTrace(
-                index=step.statement.index + 1,
-                line=step.statement.line,
-                statement=text if len(text) <= 200 else text[:197] + "...",
-                seconds=seconds,
-                locks=[LockTaken(names[oid], mode) for oid, mode in new],
-                rewrites=sorted(rewrites),
-                dropped=sorted(dropped),
-                sampled=sampled,
-            )
+            self._trace(conn, plan, step, seconds=seconds, rows=rows, every=every)
         )
+
+    def _trace(
+        self,
+        conn: psycopg.Connection[Any],
+        plan: Plan,
+        step: Step,
+        *,
+        seconds: float,
+        rows: list[tuple[Any, ...]],
+        every: set[tuple[int, str]],
+    ) -> StatementTrace:
+        """What the statement did to the relations that existed before the plan."""
+        assert step.statement is not None
+        renewed, dropped = self._file_changes(conn, plan, rows, every)
+        if not plan.in_transaction:
+            # PostgreSQL rewrites and drops a table only under ACCESS EXCLUSIVE:
+            # the lock was there even when sampling missed it
+            every = every | {(oid, "AccessExclusiveLock") for oid in renewed + dropped}
+        relations = {}
+        for oid in {oid for oid, _ in every}:
+            known = self._relation(oid)
+            if known is not None:
+                relations[oid] = known
+        locks = {(oid, mode) for oid, mode in every if oid in relations}
+        new = sorted(
+            locks - self._held, key=lambda item: (relations[item[0]][0], item[1])
+        )
+        self._held |= locks
+
+        truncate = bool(_TRUNCATE.match(step.statement.text))
+        renewed_names = sorted(relations[oid][0] for oid in renewed)
+        text = step.statement.text
+        return StatementTrace(
+            index=step.statement.index + 1,
+            line=step.statement.line,
+            statement=text if len(text) <= 200 else text[:197] + "...",
+            seconds=seconds,
+            locks=[
+                LockTaken(relations[oid][0], mode, relations[oid][1])
+                for oid, mode in new
+            ],
+            rewrites=[] if truncate else renewed_names,
+            truncated=renewed_names if truncate else [],
+            dropped=sorted(relations[oid][0] for oid in dropped),
+            sampled=not plan.in_transaction,
+        )
+
+    def _file_changes(
+        self,
+        conn: psycopg.Connection[Any],
+        plan: Plan,
+        rows: list[tuple[Any, ...]],
+        every: set[tuple[int, str]],
+    ) -> tuple[list[int], list[int]]:
+        """The tables (and materialized views) that existed before and now have
+        a new file node, and those that are gone.
+
+        Inside a transaction the lock query read the file nodes of the ones held
+        ACCESS EXCLUSIVE (only those can have been rewritten or dropped);
+        outside one, they are read now for every table there was.
+        """
+        if plan.in_transaction:
+            filenodes = {
+                int(oid): node
+                for kind, oid, _, node, _ in rows
+                if kind == "rel" and node is not None
+            }
+            checked = [
+                oid
+                for oid, mode in every
+                if mode == "AccessExclusiveLock" and oid in self._filenodes
+            ]
+        else:
+            checked = list(self._filenodes)
+            filenodes = dict(conn.execute(_FILENODES, [checked]).fetchall())
+        renewed, dropped = [], []
+        for oid in checked:
+            node = filenodes.get(oid)
+            if node is None:
+                dropped.append(oid)
+                del self._filenodes[oid]
+            elif node != self._filenodes[oid]:
+                renewed.append(oid)
+                self._filenodes[oid] = node
+        return renewed, dropped
+
+    def _relation(self, oid: int) -> tuple[str, str | None] | None:
+        if self._before is None or not self.detailed:
+            return None
+        return self._before.relation(oid)
 
     def touched(self) -> Touched:
         """What the plan locked, for :class:`~dbamgr.schema.incremental.SnapshotCache`:
@@ -379,41 +475,36 @@ class LockTracer:
             if _RANK.get(mode, 0) >= _RANK["RowExclusiveLock"]
         }
 
-    def tables(self) -> set[str]:
-        """Names of the tables (and materialized views) that existed before."""
-        if self._before is None:
-            return set()
-        objects = self._before.objects
-        views = objects.get("views", {})
-        return set(objects.get("tables", {})) | {
-            name for name, view in views.items() if view.get("kind") == _MATVIEW
-        }
-
 
 def summarize(
-    statements: list[StatementTrace], in_transaction: bool, tables: set[str]
+    statements: list[StatementTrace], in_transaction: bool
 ) -> list[TableLock]:
-    """The strongest lock per table among *tables* (locks on their indexes and
-    sequences go with them), with rewrites and drops, and how long an ACCESS
-    EXCLUSIVE lock stayed held while later statements ran."""
+    """The strongest lock per relation that existed before (a lock on an index
+    counts against its table: queries on the table plan with all its indexes),
+    with rewrites, truncations and drops, and how long an ACCESS EXCLUSIVE lock
+    stayed held while later statements ran."""
     summary: dict[str, TableLock] = {}
     for trace in statements:
         for lock in trace.locks:
-            if lock.relation not in tables:
-                continue
-            current = summary.get(lock.relation)
+            relation = lock.of or lock.relation
+            current = summary.get(relation)
             if current is None or _RANK[lock.mode] > _RANK[current.mode]:
-                summary[lock.relation] = TableLock(
-                    lock.relation,
+                summary[relation] = TableLock(
+                    relation,
                     lock.mode,
                     trace.index,
                     trace.line,
+                    via=None if lock.of is None else lock.relation,
                     rewritten=current.rewritten if current else False,
+                    truncated=current.truncated if current else False,
                     sampled=trace.sampled,
                 )
         for relation in trace.rewrites:
             if relation in summary:
                 summary[relation].rewritten = True
+        for relation in trace.truncated:
+            if relation in summary:
+                summary[relation].truncated = True
         for relation in trace.dropped:
             if relation in summary:
                 summary[relation].dropped = True
