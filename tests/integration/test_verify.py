@@ -9,6 +9,7 @@ from tests.conftest import ProjectFactory
 
 from dbamgr import migrations
 from dbamgr.cli import cli
+from dbamgr.errors import MigrationError
 from dbamgr.server import LocalCluster
 from dbamgr.target import Target
 from dbamgr.verify import MigrationCheck, detect_drift, verify
@@ -266,9 +267,43 @@ def test_verify_from_a_version_checks_only_the_later_ones(
 def test_failing_up_stops_verify_with_the_error(project: ProjectFactory) -> None:
     project.add("2", "bad", "ALTER TABLE users ADD COLUMN x nosuchtype;", "SELECT 1;")
     project.add("3", "later", "CREATE TABLE t (id int);", "DROP TABLE t;")
+    project.add("4", "last", "CREATE TABLE u (id int);", "DROP TABLE u;")
     report = verify(project.project)
     assert [m.status for m in report.migrations] == ["passed", "failed"]
     assert "nosuchtype" in report.migrations[1].failures[0]
+    assert report.not_verified == ["3_later", "4_last"]
+    assert not report.ok
+
+
+def test_an_up_that_builds_another_schema_the_second_time_is_caught(
+    project: ProjectFactory,
+) -> None:
+    # the up makes its index only when the table has rows, and the down (which
+    # declares the data loss) deletes them: the second up builds no index
+    (project.root / "seeds").mkdir()
+    (project.root / "seeds" / "users.sql").write_text(
+        "INSERT INTO users (id, email) VALUES (1, 'a@x');"
+    )
+    project.add(
+        "2",
+        "conditional",
+        "DO $$ BEGIN\n"
+        "    IF EXISTS (SELECT FROM users) THEN\n"
+        "        CREATE INDEX users_age ON users (age);\n"
+        "    END IF;\n"
+        "END $$;",
+        "-- dbamgr:data-loss the test empties the table\n"
+        "DROP INDEX IF EXISTS users_age;\nDELETE FROM users;",
+    )
+    check = check_of(project, 2)
+    assert check.status == "failed"
+    assert check.down_diff == []
+    assert check.failures == [
+        "the up run again gives another schema: 1 difference(s) from the first up"
+    ]
+    assert [change.describe() for change in check.reup_diff] == [
+        "- table public.users: index users_age (removed)"
+    ]
 
 
 def test_verify_on_a_server_as_a_user_with_createdb_only(
@@ -315,6 +350,23 @@ def test_a_failing_statement_is_located_while_traced(project: ProjectFactory) ->
     report = verify(project.project)
     failure = report.migrations[1].failures[0]
     assert ":2:" in failure and "nosuchtype" in failure, failure
+
+
+def test_an_unterminated_statement_is_located_as_up_locates_it(
+    project: ProjectFactory, target: Target
+) -> None:
+    project.add(
+        "2",
+        "unterminated",
+        "CREATE INDEX users_age\n    ON users (age;\n",
+        "DROP INDEX users_age;",
+    )
+    with pytest.raises(MigrationError) as error:
+        migrations.up(project.project, target)
+    assert (error.value.context["line"], error.value.context["column"]) == (2, 18)
+    report = verify(project.project)
+    failure = report.migrations[1].failures[0]
+    assert "up.sql:2:18" in failure, failure
 
 
 def test_a_statement_ending_in_a_comment_is_traced(project: ProjectFactory) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 from pglast import parser
 
+from dbamgr.sql.tree import walk
+
 Node = dict[str, Any]
 
 _TYPE_ALIASES = {
@@ -157,18 +159,6 @@ def constraints(column_def: Node) -> list[Node]:
 def contype(constraint: Node) -> str:
     """``CHECK``, ``FOREIGN``, ``PRIMARY``, ``UNIQUE``, ``NOTNULL``, ``DEFAULT``…"""
     return str(constraint.get("contype", "")).removeprefix("CONSTR_")
-
-
-def walk(node: Any) -> Any:
-    """Every dictionary inside *node*, depth first (the node itself included)."""
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            yield item
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
 
 
 def _last_names(expression: Any, node: str, field: str) -> list[str]:

@@ -363,7 +363,10 @@ def _locate(
     statement's start."""
     position = exc.diag.statement_position
     if position and position.isdigit():
-        return script.locate(statement.start + int(position) - 1)
+        # past the statement's end is the text verify sends after it: the
+        # error is at the statement's end, as when the statement is sent alone
+        offset = min(int(position) - 1, len(statement.text))
+        return script.locate(statement.start + offset)
     quoted = _QUOTED.search(exc.diag.message_primary or "")
     if exc.sqlstate in _NAMES_AN_OBJECT and quoted:
         name = quoted[1].rsplit(".", 1)[-1]

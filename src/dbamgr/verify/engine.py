@@ -13,10 +13,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-import psycopg
 
 from dbamgr.config import Project
 from dbamgr.db import connect
@@ -37,6 +33,7 @@ from dbamgr.verify.locks import (
     install_lock_trace,
     summarize,
 )
+from dbamgr.verify.seeds import Seeds
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +80,10 @@ class VerifyReport:
     migrations: list[MigrationCheck] = field(default_factory=list)
     applied_first: int = 0
     seeds_loaded: list[str] = field(default_factory=list)
+    # seed files that never loaded, each with the reason
+    seed_problems: list[str] = field(default_factory=list)
+    # the migrations left unchecked after an up or down failed
+    not_verified: list[str] = field(default_factory=list)
     seconds: float = 0.0
     # how the schema was read after each run: "captured" (event triggers say
     # what changed), "scanned" (the catalogs are scanned for it) or "full"
@@ -96,37 +97,10 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.seed_problems
 
 
 ProgressHandler = Callable[[int, int, Migration], None]
-
-
-class _Seeds:
-    """Seed files, each loaded (in its own transaction) once the schema takes it."""
-
-    def __init__(self, directory: Path) -> None:
-        self.pending = sorted(directory.glob("*.sql")) if directory.is_dir() else []
-        self.loaded: list[str] = []
-
-    def load_ready(self, conn: psycopg.Connection[Any]) -> bool:
-        """Load the seed files the schema takes now; return whether any loaded."""
-        loaded = False
-        for path in list(self.pending):
-            try:
-                with conn.transaction():
-                    conn.execute(path.read_text())
-            except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
-                continue  # its tables come with a later migration
-            except psycopg.Error as exc:
-                raise UsageError(
-                    f"seed file {path} failed: {exc}",
-                    hint="fix the seed file; verify loads seeds as its test data",
-                ) from exc
-            self.pending.remove(path)
-            self.loaded.append(path.name)
-            loaded = True
-        return loaded
 
 
 class _Verifier:
@@ -324,7 +298,7 @@ def verify(
         verifier: _Verifier | None = None
         try:
             session.lock_and_prepare()
-            seeds = _Seeds(project.seeds_dir)
+            seeds = Seeds(project.seeds_dir)
             verifier = _Verifier(project, session, report, snapshots, capture)
             for migration in earlier:
                 verifier.run(migration, UP, traced=False)
@@ -340,8 +314,14 @@ def verify(
                 check, after = verifier.check(migration, snapshot, data_check)
                 report.migrations.append(check)
                 if after is None:
+                    report.not_verified = [m.ident for m in checked[position:]]
                     break
                 snapshot = after
+            else:
+                # a seed file may fit only the final schema: try it, so that
+                # only the files that fit no schema at all are reported
+                seeds.load_ready(session.conn)
+                report.seed_problems = seeds.problems()
             report.seeds_loaded = seeds.loaded
         finally:
             if verifier is not None:
