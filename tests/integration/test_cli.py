@@ -104,6 +104,26 @@ def test_held_lock_exits_4(project_files: ProjectFactory, db_url: str) -> None:
         code, output = invoke(project_files, db_url, "up")
     assert code == 4
     assert "holds the lock" in output
+    assert "raise [migrations] lock_wait;" in output
+
+
+def test_a_bracketed_statement_is_shown_as_written(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    project_files.add("1", "bad", "SELECT a[i] FROM t;", "SELECT 1;")
+    code, output = invoke(project_files, db_url, "up")
+    assert code == 1
+    assert "statement: SELECT a[i] FROM t\n" in output
+
+
+def test_schema_dump_shows_a_bracketed_default_as_written(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (a text DEFAULT '[bold]hi[/bold] [red]x')")
+    code, output = invoke(project_files, db_url, "schema", "dump")
+    assert code == 0, output
+    assert "a text default '[bold]hi[/bold] [red]x'::text" in output
 
 
 def test_unknown_environment_exits_2(project_files: ProjectFactory) -> None:

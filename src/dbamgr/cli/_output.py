@@ -14,18 +14,34 @@ from dbamgr.log import redact
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
 
 _consoles: dict[bool, Console] = {}
 
 
 def get_console(stderr: bool = False) -> Console:
-    """The rich Console for standard output (or error), created on first use."""
+    """The rich Console for standard output (or error), created on first use.
+
+    It prints text as it is: no markup, no emoji codes, no highlighting, so that
+    a statement such as ``SELECT a[i]`` or a hint naming ``[environments.prod]``
+    comes out intact. Styles are given with :func:`styled` or rich Text.
+    """
     if stderr not in _consoles:
         from rich.console import Console
 
-        _consoles[stderr] = Console(stderr=stderr, highlight=False)
+        _consoles[stderr] = Console(
+            stderr=stderr, markup=False, emoji=False, highlight=False
+        )
     return _consoles[stderr]
+
+
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """A line of literal text whose parts given as (text, style) are styled:
+    ``styled(("created", "green"), " ", path)``."""
+    from rich.text import Text
+
+    return Text.assemble(*parts)
 
 
 class _LazyConsole:

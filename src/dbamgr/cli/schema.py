@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from dbamgr.cli._context import AppContext, json_option, pass_app
-from dbamgr.cli._output import console, emit_json
+from dbamgr.cli._output import console, emit_json, styled
 from dbamgr.errors import ConfigError
 from dbamgr.schema import diff_snapshots, resolve_source, snapshot_url
 from dbamgr.schema.snapshot import Snapshot
@@ -37,10 +37,10 @@ def render_snapshot(snapshot: Snapshot) -> None:
     for kind, objects in snapshot.to_dict()["objects"].items():
         if not objects:
             continue
-        console.print(f"[bold]{kind}[/] ({len(objects)})")
+        console.print(styled((kind, "bold"), f" ({len(objects)})"))
         for name, attributes in sorted(objects.items()):
             label = attributes.get("kind", "") if isinstance(attributes, dict) else ""
-            console.print(f"  {name}" + (f"  [dim]{label}[/]" if label else ""))
+            console.print(styled(f"  {name}", (f"  {label}" if label else "", "dim")))
             if kind not in ("tables", "views"):
                 continue
             columns = sorted(
@@ -51,7 +51,9 @@ def render_snapshot(snapshot: Snapshot) -> None:
             for part in ("constraints", "indexes", "triggers", "policies"):
                 for part_name, value in sorted(attributes[part].items()):
                     detail = value.get("definition") or value.get("command") or ""
-                    console.print(f"    [dim]{part[:-1]}[/] {part_name}: {detail}")
+                    console.print(
+                        styled("    ", (part[:-1], "dim"), f" {part_name}: {detail}")
+                    )
 
 
 @schema.command()
@@ -93,8 +95,8 @@ def diff(
     if as_json:
         emit_json({"before": old_label, "after": new_label, "changes": result.changes})
     elif result:
-        console.print(f"--- {old_label}\n+++ {new_label}", markup=False)
-        console.print(result.render(), markup=False, highlight=False)
+        console.print(f"--- {old_label}\n+++ {new_label}")
+        console.print(result.render())
         console.print(f"{len(result)} difference(s)")
     else:
         console.print("the schemas are the same")

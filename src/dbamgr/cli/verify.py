@@ -7,21 +7,21 @@ import sys
 import click
 
 from dbamgr.cli._context import AppContext, json_option, pass_app
-from dbamgr.cli._output import console, emit_json, err_console, format_ms
+from dbamgr.cli._output import console, emit_json, err_console, format_ms, styled
 from dbamgr.migrations.source import Migration
 from dbamgr.schema.diff import Change
 from dbamgr.verify import MigrationCheck, PhaseTrace, VerifyReport, detect_drift
 from dbamgr.verify import verify as run_verify
 from dbamgr.verify.engine import FAILED, PASSED
 
-_MARK = {PASSED: "[green]✓[/]", FAILED: "[red]✗[/]"}
+_MARK = {PASSED: ("✓", "green"), FAILED: ("✗", "red")}
 
 
 def _show_changes(title: str, changes: list[Change]) -> None:
     console.print(f"    {title}:")
     for change in changes:
         for line in change.describe().splitlines():
-            console.print(f"      {line}", markup=False, highlight=False)
+            console.print(f"      {line}")
 
 
 def _show_locks(direction: str, phase: PhaseTrace | None, details: bool) -> None:
@@ -30,15 +30,14 @@ def _show_locks(direction: str, phase: PhaseTrace | None, details: bool) -> None
     for lock in phase.locks:
         if lock.blocks_writes or lock.rewritten or details:
             style = "red" if lock.blocks_reads else "yellow"
-            console.print(f"    [{style}]{direction}: {lock.describe()}[/]")
+            console.print(f"    {direction}: {lock.describe()}", style=style)
     if details:
         for trace in phase.statements:
             locks = ", ".join(f"{lock.relation} {lock.mode}" for lock in trace.locks)
             console.print(
                 f"      #{trace.index} line {trace.line} "
                 f"{format_ms(trace.seconds * 1000)}: {locks or 'no lock on existing'}"
-                + (f"; rewrote {', '.join(trace.rewrites)}" if trace.rewrites else ""),
-                markup=False,
+                + (f"; rewrote {', '.join(trace.rewrites)}" if trace.rewrites else "")
             )
 
 
@@ -50,16 +49,16 @@ def _render_check(check: MigrationCheck, details: bool) -> None:
         times.append(f"down {format_ms(check.down.seconds * 1000)}")
     if check.reup_seconds is not None:
         times.append(f"up {format_ms(check.reup_seconds * 1000)}")
-    mark = _MARK.get(check.status, "[yellow]·[/]")
-    console.print(f"{mark} {check.ident}  [dim]{' · '.join(times)}[/]")
+    mark = _MARK.get(check.status, ("·", "yellow"))
+    console.print(styled(mark, f" {check.ident}  ", (" · ".join(times), "dim")))
     for failure in check.failures:
-        console.print(f"    [red]{failure}[/]", markup=True, highlight=False)
+        console.print(f"    {failure}", style="red")
     if check.down_diff:
         _show_changes("after the down, compared with before the up", check.down_diff)
     if check.reup_diff:
         _show_changes("after the second up, compared with the first", check.reup_diff)
     for note in check.notes:
-        console.print(f"    [dim]{note}[/]")
+        console.print(f"    {note}", style="dim")
     _show_locks("up", check.up, details)
     _show_locks("down", check.down, details)
 
@@ -73,7 +72,7 @@ def _render_report(report: VerifyReport, details: bool) -> None:
     if others:
         summary += f", {others} irreversible (up only)"
     if report.failed:
-        summary += f", [red]{len(report.failed)} failed[/]: " + ", ".join(
+        summary += f", {len(report.failed)} failed: " + ", ".join(
             m.ident for m in report.failed
         )
     if report.applied_first:
@@ -115,7 +114,9 @@ def verify(
 
     def progress(position: int, count: int, migration: Migration) -> None:
         if not as_json and err_console.is_terminal:
-            err_console.print(f"[dim]{position}/{count} {migration.ident}[/]", end="\r")
+            err_console.print(
+                f"{position}/{count} {migration.ident}", style="dim", end="\r"
+            )
 
     report = run_verify(
         app.project,
@@ -148,14 +149,14 @@ def drift(app: AppContext, server_url: str | None, as_json: bool) -> None:
     else:
         console.print(f"target: {report.target}")
         for warning in report.warnings:
-            err_console.print(f"[yellow]warning:[/] {warning}")
+            err_console.print(styled(("warning:", "yellow"), f" {warning}"))
         if report.drifted:
             console.print(
                 f"{len(report.changes)} change(s) made outside the "
                 f"{report.replayed} applied migration(s):"
             )
             for change in report.changes:
-                console.print(f"  {change.describe()}", markup=False, highlight=False)
+                console.print(f"  {change.describe()}")
         else:
             console.print(
                 f"no drift: the schema is what the {report.replayed} applied "
