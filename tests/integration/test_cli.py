@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import psycopg
@@ -172,3 +173,25 @@ def test_status_exits_1_when_a_file_changed(
     code, output = invoke(project_files, db_url, "status")
     assert code == 1
     assert "checksum-changed" in output
+
+
+def test_piped_status_and_history_keep_each_row_on_one_line(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    name = "add_a_long_descriptive_name_" + "x" * 80
+    folder = project_files.add("20260101120000", name, "CREATE TABLE a (id int);")
+    (folder / "down.sql").write_text("DROP TABLE a;")
+    runner = CliRunner(env={"DATABASE_URL": db_url, "COLUMNS": None})
+    args = ["-C", str(project_files.root)]
+    assert runner.invoke(cli, [*args, "up"]).exit_code == 0
+    (folder / "up.sql").write_text("CREATE TABLE a (id bigint);")
+
+    status = runner.invoke(cli, [*args, "status"]).output
+    row = next(line for line in status.splitlines() if "20260101120000" in line)
+    assert name in row
+    assert "checksum-changed" in row and "file changed since applied" in row
+
+    history = runner.invoke(cli, [*args, "history"]).output
+    row = next(line for line in history.splitlines() if "20260101120000" in line)
+    assert name in row
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", row)

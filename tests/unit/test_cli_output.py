@@ -33,3 +33,21 @@ def test_missing_project_message_names_the_pyproject_table(tmp_path: Path) -> No
     result = CliRunner().invoke(cli, ["-C", str(tmp_path / "nowhere"), "status"])
     assert result.exit_code == 2
     assert "(nor [tool.dbamgr] in pyproject.toml)" in result.output
+
+
+def test_piped_output_keeps_long_lines_whole(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    line = " ".join(f"word{n}" for n in range(100))
+    get_console().print(line)
+    assert capsys.readouterr().out == line + "\n"
+
+
+def test_piped_output_follows_columns_when_set(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "40")
+    get_console().print(" ".join(f"word{n}" for n in range(100)))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 1 and max(len(line) for line in lines) <= 40

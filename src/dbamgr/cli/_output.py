@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -13,11 +15,30 @@ import click
 from dbamgr.log import redact
 
 if TYPE_CHECKING:
+    from typing import TextIO
+
     from rich.console import Console
     from rich.text import Text
 
 
-_consoles: dict[bool, Console] = {}
+# the width of output that is not a terminal: wide enough never to wrap a line
+UNLIMITED = 1_000_000
+
+_consoles: dict[tuple[bool, int | None], Console] = {}
+
+
+def output_width(stream: TextIO) -> int | None:
+    """The width to lay output out in: COLUMNS if set; the terminal's (None, for
+    rich to find) on a terminal; else :data:`UNLIMITED`, so that what goes to a
+    pipe or a file keeps each line whole for grep."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
+    return None if terminal else UNLIMITED
 
 
 def get_console(stderr: bool = False) -> Console:
@@ -27,13 +48,15 @@ def get_console(stderr: bool = False) -> Console:
     a statement such as ``SELECT a[i]`` or a hint naming ``[environments.prod]``
     comes out intact. Styles are given with :func:`styled` or rich Text.
     """
-    if stderr not in _consoles:
+    width = output_width(sys.stderr if stderr else sys.stdout)
+    key = (stderr, width)
+    if key not in _consoles:
         from rich.console import Console
 
-        _consoles[stderr] = Console(
-            stderr=stderr, markup=False, emoji=False, highlight=False
+        _consoles[key] = Console(
+            stderr=stderr, width=width, markup=False, emoji=False, highlight=False
         )
-    return _consoles[stderr]
+    return _consoles[key]
 
 
 def styled(*parts: str | tuple[str, str]) -> Text:

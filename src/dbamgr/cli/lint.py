@@ -210,7 +210,9 @@ def plan(
         if output is not None:
             output.write_text(text)
             err_console.print(f"wrote {output}")
-        elif fmt == "markdown":
+        elif fmt == "markdown" or not console.is_terminal:
+            # rendered, a document is laid out to the width (headings centred,
+            # paragraphs wrapped): what is not a terminal gets its source whole
             click.echo(text, nl=False)
         else:
             console.print(Markdown(text))
