@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from dbamgr.cli._context import AppContext, json_option, pass_app
+from dbamgr.cli._context import AppContext, json_option, pass_app, server_option
 from dbamgr.cli._output import console, emit_json, styled
 from dbamgr.errors import ConfigError
 from dbamgr.schema import diff_snapshots, resolve_source, snapshot_url
@@ -73,7 +73,7 @@ def dump(app: AppContext, as_json: bool) -> None:
 @schema.command()
 @click.argument("before")
 @click.argument("after")
-@click.option("--server", "server_url", help="Build migrations@V sources there.")
+@server_option("Build migrations@V sources there.")
 @json_option
 @pass_app
 def diff(

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from dbamgr.cli._context import AppContext, json_option, pass_app
+from dbamgr.cli._context import AppContext, json_option, pass_app, server_option
 from dbamgr.cli._output import console, emit_json, err_console, format_ms, styled
 from dbamgr.migrations.source import Migration
 from dbamgr.schema.diff import Change
@@ -84,9 +84,7 @@ def _render_report(report: VerifyReport, details: bool) -> None:
 
 @click.command()
 @click.option("--from", "from_version", metavar="VERSION", help="Verify from here on.")
-@click.option(
-    "--server", "server_url", help="A server to make the scratch database on."
-)
+@server_option("A server to make the scratch database on.")
 @click.option("--no-data-check", is_flag=True, help="Skip the row check.")
 @click.option("--locks", "details", is_flag=True, help="Show every statement's locks.")
 @click.option(
@@ -135,7 +133,7 @@ def verify(
 
 
 @click.command()
-@click.option("--server", "server_url", help="A server to replay the migrations on.")
+@server_option("A server to replay the migrations on.")
 @json_option
 @pass_app
 def drift(app: AppContext, server_url: str | None, as_json: bool) -> None:
