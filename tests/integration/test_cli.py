@@ -127,6 +127,21 @@ def test_schema_dump_shows_a_bracketed_default_as_written(
     assert "a text default '[bold]hi[/bold] [red]x'::text" in output
 
 
+def test_schema_dump_names_each_part_in_the_singular(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE orders (id int PRIMARY KEY, org_id int)")
+        conn.execute("CREATE INDEX orders_org_id ON orders (org_id)")
+        conn.execute("CREATE POLICY mine ON orders USING (org_id = 1)")
+    code, output = invoke(project_files, db_url, "schema", "dump")
+    assert code == 0, output
+    assert "    index orders_org_id: CREATE INDEX orders_org_id ON" in output
+    assert "    constraint orders_pkey: PRIMARY KEY (id)" in output
+    assert "    policy mine: ALL" in output
+    assert "indexe " not in output and "policie " not in output
+
+
 def test_unknown_environment_exits_2(project_files: ProjectFactory) -> None:
     project_files.write_config(
         '[environments.prod]\nurl_env = "PROD_URL"\nprotected = true\n'

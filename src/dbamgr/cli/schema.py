@@ -11,6 +11,7 @@ from dbamgr.cli._context import AppContext, json_option, pass_app, server_option
 from dbamgr.cli._output import console, emit_json, styled
 from dbamgr.errors import ConfigError
 from dbamgr.schema import diff_snapshots, resolve_source, snapshot_url
+from dbamgr.schema.diff import SINGULAR
 from dbamgr.schema.snapshot import Snapshot
 
 
@@ -52,7 +53,9 @@ def render_snapshot(snapshot: Snapshot) -> None:
                 for part_name, value in sorted(attributes[part].items()):
                     detail = value.get("definition") or value.get("command") or ""
                     console.print(
-                        styled("    ", (part[:-1], "dim"), f" {part_name}: {detail}")
+                        styled(
+                            "    ", (SINGULAR[part], "dim"), f" {part_name}: {detail}"
+                        )
                     )
 
 

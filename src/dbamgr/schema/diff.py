@@ -11,7 +11,8 @@ from dbamgr.schema.snapshot import KINDS, NESTED, Snapshot
 
 ADDED, REMOVED, CHANGED = "added", "removed", "changed"
 
-_SINGULAR = {
+# the name of one object of a kind, or of one part of a table or view
+SINGULAR = {
     "schemas": "schema",
     "extensions": "extension",
     "types": "type",
@@ -101,7 +102,7 @@ def _label(kind: str, attributes: dict[str, Any] | None) -> str:
         own = attributes.get("kind")
         if isinstance(own, str):
             return own
-    return _SINGULAR.get(kind, kind)
+    return SINGULAR.get(kind, kind)
 
 
 def diff_snapshots(before: Snapshot, after: Snapshot) -> SchemaDiff:
@@ -172,7 +173,7 @@ def _nested_changes(
     new: dict[str, Any] | None,
 ) -> list[Change]:
     old, new = old or {}, new or {}
-    part = _SINGULAR[nested]
+    part = SINGULAR[nested]
     changes = []
     for part_name in sorted(set(old) | set(new)):
         was, now = old.get(part_name), new.get(part_name)
