@@ -66,7 +66,10 @@ def test_missing_index_is_caught(project: ProjectFactory) -> None:
     )
     check = check_of(project, 2)
     assert check.status == "failed"
-    assert described(check) == ["- table public.users: index users_email (removed)"]
+    assert described(check) == [
+        "- table public.users: index users_email (removed): "
+        "CREATE INDEX users_email ON public.users USING btree (email)"
+    ]
 
 
 def test_wrong_default_is_caught(project: ProjectFactory) -> None:
@@ -91,7 +94,8 @@ def test_dropped_constraint_is_caught(project: ProjectFactory) -> None:
     )
     check = check_of(project, 2)
     assert described(check) == [
-        "- table public.users: constraint users_email_check (removed)"
+        "- table public.users: constraint users_email_check (removed): "
+        "CHECK (email ~~ '%@%'::text)"
     ]
 
 
@@ -117,7 +121,9 @@ def test_leftover_function_is_caught(project: ProjectFactory) -> None:
         "DROP TABLE audit;",
     )
     check = check_of(project, 2)
-    assert described(check) == ["+ function public.user_count() (added)"]
+    assert described(check) == [
+        "+ function public.user_count() (added): returns bigint, language sql, volatile"
+    ]
 
 
 def test_a_down_that_loses_rows_is_caught(project: ProjectFactory) -> None:
@@ -359,7 +365,8 @@ def test_drift_finds_hand_made_changes(project: ProjectFactory, target: Target) 
         conn.execute("ALTER TABLE users ALTER COLUMN age TYPE bigint")
     report = detect_drift(project.project, target)
     assert sorted(c.describe() for c in report.changes) == [
-        "+ table public.users: index by_hand (added)",
+        "+ table public.users: index by_hand (added): "
+        "CREATE INDEX by_hand ON public.users USING btree (status)",
         "~ table public.users: column age: type: integer → bigint",
     ]
     result = CliRunner().invoke(
@@ -378,7 +385,11 @@ def test_schema_diff_between_migrations_and_a_database(
     args = ["-C", str(project.root), "schema", "diff", target.url, "migrations@2"]
     result = runner.invoke(cli, args)
     assert result.exit_code == 1
-    assert "+ table public.orders (added)" in result.output
+    assert "+ table public.orders (added): (id integer)\n" in result.output
+    as_json = runner.invoke(cli, [*args, "--json"])
+    (added,) = json.loads(as_json.stdout)["changes"]
+    assert added["before"] is None
+    assert added["after"]["columns"]["id"]["type"] == "integer"
     same = runner.invoke(
         cli, ["-C", str(project.root), "schema", "diff", target.url, "migrations@1"]
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import click
 
@@ -11,26 +10,13 @@ from dbamgr.cli._context import AppContext, json_option, pass_app, server_option
 from dbamgr.cli._output import console, emit_json, styled
 from dbamgr.errors import ConfigError
 from dbamgr.schema import diff_snapshots, resolve_source, snapshot_url
-from dbamgr.schema.diff import SINGULAR
+from dbamgr.schema.diff import SINGULAR, describe_column
 from dbamgr.schema.snapshot import Snapshot
 
 
 @click.group()
 def schema() -> None:
     """Read, print and compare database schemas."""
-
-
-def _describe_column(name: str, column: dict[str, Any]) -> str:
-    text = f"{name} {column['type']}"
-    if column.get("not_null"):
-        text += " not null"
-    if column.get("identity"):
-        text += f" identity {column['identity']}"
-    if column.get("generated"):
-        text += f" generated {column['generated']}"
-    if column.get("default") is not None:
-        text += f" default {column['default']}"
-    return text
 
 
 def render_snapshot(snapshot: Snapshot) -> None:
@@ -48,7 +34,7 @@ def render_snapshot(snapshot: Snapshot) -> None:
                 attributes["columns"].items(), key=lambda item: item[1]["position"]
             )
             for column_name, column in columns:
-                console.print(f"    {_describe_column(column_name, column)}")
+                console.print(f"    {column_name} {describe_column(column)}")
             for part in ("constraints", "indexes", "triggers", "policies"):
                 for part_name, value in sorted(attributes[part].items()):
                     detail = value.get("definition") or value.get("command") or ""
