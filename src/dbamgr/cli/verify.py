@@ -13,8 +13,10 @@ from dbamgr.schema.diff import Change
 from dbamgr.verify import MigrationCheck, PhaseTrace, VerifyReport, detect_drift
 from dbamgr.verify import verify as run_verify
 from dbamgr.verify.engine import FAILED, PASSED
+from dbamgr.verify.locks import _SAMPLE_INTERVAL, StatementTrace
 
 _MARK = {PASSED: ("✓", "green"), FAILED: ("✗", "red")}
+_NOT_SEEN = f"no lock seen (sampled every {_SAMPLE_INTERVAL * 1000:g} ms)"
 
 
 def _show_changes(title: str, changes: list[Change]) -> None:
@@ -25,20 +27,39 @@ def _show_changes(title: str, changes: list[Change]) -> None:
 
 
 def _show_locks(direction: str, phase: PhaseTrace | None, details: bool) -> None:
+    """The locks of one run: the ones that block writes or rewrite, each on a
+    line of its own; with *details* (``--locks``), under a header for the run,
+    every lock and then every statement's."""
     if phase is None:
         return
+    if not details:
+        for lock in phase.locks:
+            if lock.blocks_writes or lock.rewritten:
+                style = "red" if lock.blocks_reads else "yellow"
+                console.print(f"    {direction}: {lock.describe()}", style=style)
+        return
+    header = f"    {direction}:"
+    if not phase.in_transaction:
+        header = f"    {direction} (outside a transaction):"
+    console.print(header)
     for lock in phase.locks:
-        if lock.blocks_writes or lock.rewritten or details:
-            style = "red" if lock.blocks_reads else "yellow"
-            console.print(f"    {direction}: {lock.describe()}", style=style)
-    if details:
-        for trace in phase.statements:
-            locks = ", ".join(f"{lock.relation} {lock.mode}" for lock in trace.locks)
-            console.print(
-                f"      #{trace.index} line {trace.line} "
-                f"{format_ms(trace.seconds * 1000)}: {locks or 'no lock on existing'}"
-                + (f"; rewrote {', '.join(trace.rewrites)}" if trace.rewrites else "")
-            )
+        style = "red" if lock.blocks_reads else "yellow" if lock.blocks_writes else ""
+        console.print(f"      {lock.describe()}", style=style)
+    for trace in phase.statements:
+        console.print(
+            f"      #{trace.index} line {trace.line} "
+            f"{format_ms(trace.seconds * 1000)}: {_statement_locks(trace)}"
+        )
+
+
+def _statement_locks(trace: StatementTrace) -> str:
+    locks = ", ".join(f"{lock.relation} {lock.mode}" for lock in trace.locks)
+    if not locks:
+        # outside a transaction locks are sampled, and a short one can be missed
+        locks = _NOT_SEEN if trace.sampled else "no lock on existing relations"
+    if trace.rewrites:
+        locks += f"; rewrote {', '.join(trace.rewrites)}"
+    return locks
 
 
 def _render_check(check: MigrationCheck, details: bool) -> None:
@@ -52,7 +73,9 @@ def _render_check(check: MigrationCheck, details: bool) -> None:
     mark = _MARK.get(check.status, ("·", "yellow"))
     console.print(styled(mark, f" {check.ident}  ", (" · ".join(times), "dim")))
     for failure in check.failures:
-        console.print(f"    {failure}", style="red")
+        # a failed run's reason continues with the server's ERROR, statement…
+        indented = "\n".join(f"    {line}" for line in failure.splitlines())
+        console.print(indented, style="red")
     if check.down_diff:
         _show_changes("after the down, compared with before the up", check.down_diff)
     if check.reup_diff:
@@ -66,20 +89,23 @@ def _render_check(check: MigrationCheck, details: bool) -> None:
 def _render_report(report: VerifyReport, details: bool) -> None:
     for check in report.migrations:
         _render_check(check, details)
+    checked = len(report.migrations)
     passed = sum(1 for m in report.migrations if m.status == PASSED)
-    summary = f"{passed} verified"
-    others = len(report.migrations) - passed - len(report.failed)
-    if others:
-        summary += f", {others} irreversible (up only)"
+    irreversible = checked - passed - len(report.failed)
+    counts: list[str | tuple[str, str]] = [f"{passed} verified"]
+    if irreversible:
+        counts.append(f", {irreversible} irreversible (only the up ran)")
     if report.failed:
-        summary += f", {len(report.failed)} failed: " + ", ".join(
-            m.ident for m in report.failed
-        )
+        failed = ", ".join(m.ident for m in report.failed)
+        counts.append((f", {len(report.failed)} failed: {failed}", "red"))
+    took = format_ms(report.seconds * 1000)
+    console.print(styled(f"{checked} migration(s) checked in {took}: ", *counts))
     if report.applied_first:
-        summary += f" ({report.applied_first} earlier applied without checks)"
+        console.print(
+            f"{report.applied_first} earlier migration(s) applied first, without checks"
+        )
     if report.seeds_loaded:
-        summary += f"; seed data: {', '.join(report.seeds_loaded)}"
-    console.print(f"{summary} in {format_ms(report.seconds * 1000)}")
+        console.print(f"seed data loaded: {', '.join(report.seeds_loaded)}")
 
 
 @click.command()
