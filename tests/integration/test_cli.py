@@ -190,6 +190,20 @@ def test_status_exits_1_when_a_file_changed(
     assert "checksum-changed" in output
 
 
+def test_resolve_accept_checksum_says_what_it_did(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    folder = project_files.add("1", "a", "CREATE TABLE a (id int);", "DROP TABLE a;")
+    assert invoke(project_files, db_url, "up")[0] == 0
+    (folder / "up.sql").write_text("CREATE TABLE a (id int); -- reviewed")
+    code, output = invoke(project_files, db_url, "resolve", "1", "--accept-checksum")
+    assert code == 0, output
+    assert (
+        output == "1_a: accepted the changed checksum of its file; it stays applied\n"
+    )
+    assert invoke(project_files, db_url, "status")[0] == 0
+
+
 def test_piped_status_and_history_keep_each_row_on_one_line(
     project_files: ProjectFactory, db_url: str
 ) -> None:

@@ -298,7 +298,10 @@ def down(
 def redo(
     app: AppContext, *, dry_run: bool, approve: tuple[str, ...], as_json: bool
 ) -> None:
-    """Revert the newest migration and apply it again."""
+    """Revert the newest applied migration and apply it again.
+
+    A pending migration newer than it is left alone: redo never applies it.
+    """
     report = migrations.redo(
         app.project,
         app.target(),
@@ -341,6 +344,15 @@ def history(app: AppContext, limit: int | None, as_json: bool) -> None:
     console.print(table)
 
 
+# what `resolve` did, in words: {0} the migration, {1} its status before
+_RESOLVED = {
+    "applied": "{0}: recorded as applied: its changes are in place (it was {1})",
+    "rolled-back": "{0}: recorded as rolled back: its history row is removed, so "
+    "`up` runs it again (it was {1})",
+    "accept-checksum": "{0}: accepted the changed checksum of its file; it stays {1}",
+}
+
+
 @click.command()
 @click.argument("version")
 @click.option(
@@ -370,6 +382,4 @@ def resolve(app: AppContext, version: str, action: str | None, as_json: bool) ->
     if as_json:
         emit_json(result)
         return
-    console.print(
-        f"{result.ident}: recorded as {action} (was {result.previous_status})"
-    )
+    console.print(_RESOLVED[action].format(result.ident, result.previous_status))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
@@ -32,11 +33,20 @@ def init(app: AppContext, directory: Path | None, as_json: bool) -> None:
         console.print(styled(("created", "green"), f" {name}"))
     for name in report.existing:
         console.print(styled(("kept", "dim"), f"    {name}"))
+    dbamgr = "dbamgr" if _is_cwd(root) else f"dbamgr -C {shlex.quote(str(root))}"
     console.print(
         styled(
             "\nnext: ",
-            (f"dbamgr -C {root} new create_first_table", "bold"),
+            (f"{dbamgr} new create_first_table", "bold"),
             ", edit its up.sql and down.sql, then ",
-            ("dbamgr up", "bold"),
+            (f"{dbamgr} up", "bold"),
         )
     )
+
+
+def _is_cwd(directory: Path) -> bool:
+    """Whether *directory* is the current one (then commands need no -C)."""
+    try:
+        return directory.resolve() == Path.cwd().resolve()
+    except OSError:
+        return False
