@@ -21,12 +21,22 @@ MASK = "****"
 
 # scheme://user:password@host  (the password may hold anything but "@" and space)
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
+# Where an unquoted password ends in running text: at a space or the end, less
+# the closing punctuation before it, which is the sentence's ("…?password=x: no
+# route", "(url …?password=x)"). A password that itself ends in such a mark
+# shows that one mark.
+_TEXT_END = r"""["'),.:;\]]*(?:\s|$)"""
 # password=secret or password='se cret' in a libpq keyword/value string
 _KV_PASSWORD = re.compile(
-    r"(?P<head>(?<![?&])\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s]+)", re.I
+    r"(?P<head>(?<![?&])\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'|\S+?(?="
+    + _TEXT_END
+    + "))",
+    re.I,
 )
-# ?password=secret in a URL query string
-_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&\s]*", re.I)
+# ?password=secret in a URL query string (which also ends at the next & or #)
+_QUERY_PASSWORD = re.compile(
+    r"(?P<head>[?&]password=)[^&#\s]*?(?=[&#]|" + _TEXT_END + ")", re.I
+)
 
 
 def redact(text: str) -> str:
@@ -34,6 +44,16 @@ def redact(text: str) -> str:
     text = _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}@", text)
     text = _QUERY_PASSWORD.sub(lambda m: f"{m['head']}{MASK}", text)
     return _KV_PASSWORD.sub(lambda m: f"{m['head']}{MASK}", text)
+
+
+def passwords_in(url: str) -> list[str]:
+    """The passwords written in *url*: in its user info, a ``?password=``
+    parameter or a ``password=`` pair. Found by pattern, so also in a URL that
+    does not parse, to mask them wherever a message repeats them."""
+    found = [m[0][len(m["head"]) : -1] for m in _URL_PASSWORD.finditer(url)]
+    for pattern in (_QUERY_PASSWORD, _KV_PASSWORD):
+        found += [m[0][len(m["head"]) :].strip("'") for m in pattern.finditer(url)]
+    return [secret for secret in found if secret]
 
 
 def mask_url(url: str) -> str:
@@ -74,7 +94,8 @@ class _CliFormatter(logging.Formatter):
         if self.debug:
             text = f"{self.formatTime(record, '%H:%M:%S')} {record.name} {text}"
         if record.exc_info and self.debug:
-            text += "\n" + self.formatException(record.exc_info)
+            # the messages of the exceptions in a traceback may hold a URL
+            text += "\n" + redact(self.formatException(record.exc_info))
         return text
 
 

@@ -56,6 +56,8 @@ def resolve_target(
     With no URL configured, the project's local server is started if needed
     (unless *start_local* is false) and its project database created.
     """
+    from dbamgr.db.connect import check_url
+
     environ = os.environ if environ is None else environ
     env_name = env_name or environ.get(ENV_VAR) or None
     override = environ.get(URL_VAR) or None
@@ -71,7 +73,10 @@ def resolve_target(
                 environment=env_name,
             )
         url = override or env.url
+        section = f"[environments.{env_name}]"
+        origin = URL_VAR if override else f"the url of {section}"
         if url is None and env.url_env is not None:
+            origin = f"${env.url_env} (for {section})"
             url = environ.get(env.url_env) or None
             if url is None:
                 raise ConfigError(
@@ -81,6 +86,7 @@ def resolve_target(
                     environment=env_name,
                 )
         assert url is not None
+        check_url(url, origin)
         return Target(
             env_name,
             url,
@@ -90,6 +96,7 @@ def resolve_target(
         )
 
     if override is not None:
+        check_url(override, URL_VAR)
         return Target(URL_VAR, override)
 
     from dbamgr.server import project_cluster

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import psycopg
@@ -104,6 +105,41 @@ def test_held_lock_exits_4(project_files: ProjectFactory, db_url: str) -> None:
         code, output = invoke(project_files, db_url, "up")
     assert code == 4
     assert "holds the lock" in output
+    assert "raise [migrations] lock_wait;" in output
+
+
+def test_a_bracketed_statement_is_shown_as_written(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    project_files.add("1", "bad", "SELECT a[i] FROM t;", "SELECT 1;")
+    code, output = invoke(project_files, db_url, "up")
+    assert code == 1
+    assert "statement: SELECT a[i] FROM t\n" in output
+
+
+def test_schema_dump_shows_a_bracketed_default_as_written(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (a text DEFAULT '[bold]hi[/bold] [red]x')")
+    code, output = invoke(project_files, db_url, "schema", "dump")
+    assert code == 0, output
+    assert "a text default '[bold]hi[/bold] [red]x'::text" in output
+
+
+def test_schema_dump_names_each_part_in_the_singular(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE orders (id int PRIMARY KEY, org_id int)")
+        conn.execute("CREATE INDEX orders_org_id ON orders (org_id)")
+        conn.execute("CREATE POLICY mine ON orders USING (org_id = 1)")
+    code, output = invoke(project_files, db_url, "schema", "dump")
+    assert code == 0, output
+    assert "    index orders_org_id: CREATE INDEX orders_org_id ON" in output
+    assert "    constraint orders_pkey: PRIMARY KEY (id)" in output
+    assert "    policy mine: ALL" in output
+    assert "indexe " not in output and "policie " not in output
 
 
 def test_unknown_environment_exits_2(project_files: ProjectFactory) -> None:
@@ -152,3 +188,39 @@ def test_status_exits_1_when_a_file_changed(
     code, output = invoke(project_files, db_url, "status")
     assert code == 1
     assert "checksum-changed" in output
+
+
+def test_resolve_accept_checksum_says_what_it_did(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    folder = project_files.add("1", "a", "CREATE TABLE a (id int);", "DROP TABLE a;")
+    assert invoke(project_files, db_url, "up")[0] == 0
+    (folder / "up.sql").write_text("CREATE TABLE a (id int); -- reviewed")
+    code, output = invoke(project_files, db_url, "resolve", "1", "--accept-checksum")
+    assert code == 0, output
+    assert (
+        output == "1_a: accepted the changed checksum of its file; it stays applied\n"
+    )
+    assert invoke(project_files, db_url, "status")[0] == 0
+
+
+def test_piped_status_and_history_keep_each_row_on_one_line(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    name = "add_a_long_descriptive_name_" + "x" * 80
+    folder = project_files.add("20260101120000", name, "CREATE TABLE a (id int);")
+    (folder / "down.sql").write_text("DROP TABLE a;")
+    runner = CliRunner(env={"DATABASE_URL": db_url, "COLUMNS": None})
+    args = ["-C", str(project_files.root)]
+    assert runner.invoke(cli, [*args, "up"]).exit_code == 0
+    (folder / "up.sql").write_text("CREATE TABLE a (id bigint);")
+
+    status = runner.invoke(cli, [*args, "status"]).output
+    row = next(line for line in status.splitlines() if "20260101120000" in line)
+    assert name in row
+    assert "checksum-changed" in row and "file changed since applied" in row
+
+    history = runner.invoke(cli, [*args, "history"]).output
+    row = next(line for line in history.splitlines() if "20260101120000" in line)
+    assert name in row
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", row)

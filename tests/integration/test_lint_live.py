@@ -187,6 +187,8 @@ def test_cli_plan_markdown_and_json(live: ProjectFactory, db_url: str) -> None:
     )
     assert markdown.exit_code == 1  # unapproved data loss on a protected target
     assert "Data loss without approval in: `20260101000000_drop`" in markdown.output
+    piped = runner.invoke(cli, ["-C", root, "plan", "--env", "live"])
+    assert piped.output == markdown.output  # not a terminal: the text, unwrapped
     as_json = runner.invoke(cli, ["-C", root, "plan", "--env", "live", "--json"])
     data = json.loads(as_json.output)
     assert data["verdict"] == "blocked"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import psycopg
 import pytest
@@ -67,7 +68,10 @@ def test_missing_index_is_caught(project: ProjectFactory) -> None:
     )
     check = check_of(project, 2)
     assert check.status == "failed"
-    assert described(check) == ["- table public.users: index users_email (removed)"]
+    assert described(check) == [
+        "- table public.users: index users_email (removed): "
+        "CREATE INDEX users_email ON public.users USING btree (email)"
+    ]
 
 
 def test_wrong_default_is_caught(project: ProjectFactory) -> None:
@@ -92,7 +96,8 @@ def test_dropped_constraint_is_caught(project: ProjectFactory) -> None:
     )
     check = check_of(project, 2)
     assert described(check) == [
-        "- table public.users: constraint users_email_check (removed)"
+        "- table public.users: constraint users_email_check (removed): "
+        "CHECK (email ~~ '%@%'::text)"
     ]
 
 
@@ -118,7 +123,9 @@ def test_leftover_function_is_caught(project: ProjectFactory) -> None:
         "DROP TABLE audit;",
     )
     check = check_of(project, 2)
-    assert described(check) == ["+ function public.user_count() (added)"]
+    assert described(check) == [
+        "+ function public.user_count() (added): returns bigint, language sql, volatile"
+    ]
 
 
 def test_a_down_that_loses_rows_is_caught(project: ProjectFactory) -> None:
@@ -411,7 +418,8 @@ def test_drift_finds_hand_made_changes(project: ProjectFactory, target: Target) 
         conn.execute("ALTER TABLE users ALTER COLUMN age TYPE bigint")
     report = detect_drift(project.project, target)
     assert sorted(c.describe() for c in report.changes) == [
-        "+ table public.users: index by_hand (added)",
+        "+ table public.users: index by_hand (added): "
+        "CREATE INDEX by_hand ON public.users USING btree (status)",
         "~ table public.users: column age: type: integer → bigint",
     ]
     result = CliRunner().invoke(
@@ -430,7 +438,11 @@ def test_schema_diff_between_migrations_and_a_database(
     args = ["-C", str(project.root), "schema", "diff", target.url, "migrations@2"]
     result = runner.invoke(cli, args)
     assert result.exit_code == 1
-    assert "+ table public.orders (added)" in result.output
+    assert "+ table public.orders (added): (id integer)\n" in result.output
+    as_json = runner.invoke(cli, [*args, "--json"])
+    (added,) = json.loads(as_json.stdout)["changes"]
+    assert added["before"] is None
+    assert added["after"]["columns"]["id"]["type"] == "integer"
     same = runner.invoke(
         cli, ["-C", str(project.root), "schema", "diff", target.url, "migrations@1"]
     )
@@ -456,3 +468,93 @@ def test_a_migration_without_a_down_fails_verify(project: ProjectFactory) -> Non
     assert check.status == "failed"
     assert "no down" in check.failures[0]
     assert not report.ok
+
+
+# the durations in verify's output: "up 4 ms · down", "line 1 3 ms:", "in 1.20 s:"
+_TIMES = re.compile(r"\b\d+(\.\d+)? m?s(?=:| ·|$)", re.M)
+
+
+def verify_output(project: ProjectFactory, *args: str) -> tuple[int, str]:
+    runner = CliRunner(env={"COLUMNS": None})
+    result = runner.invoke(cli, ["-C", str(project.root), "verify", *args])
+    return result.exit_code, _TIMES.sub("T", result.output)
+
+
+def test_verify_summary_says_what_was_checked_applied_and_loaded(
+    project: ProjectFactory,
+) -> None:
+    (project.root / "seeds").mkdir()
+    (project.root / "seeds" / "01_users.sql").write_text(
+        "INSERT INTO users VALUES (1, 'a@example.com', 'active', 30);"
+    )
+    project.add(
+        "2",
+        "audit",
+        "-- dbamgr:irreversible keeps what it logs\nCREATE TABLE audit (id int);",
+        None,
+    )
+    project.add(
+        "3",
+        "nick",
+        "ALTER TABLE users ADD COLUMN nick text;",
+        "ALTER TABLE users DROP COLUMN nick;",
+    )
+    code, output = verify_output(project, "--from", "2")
+    assert code == 0, output
+    assert output.splitlines()[-3:] == [
+        "2 migration(s) checked in T: 1 verified, 1 irreversible (only the up ran)",
+        "1 earlier migration(s) applied first, without checks",
+        "seed data loaded: 01_users.sql",
+    ]
+
+
+def test_a_failed_up_continues_indented_under_its_heading(
+    project: ProjectFactory,
+) -> None:
+    project.add(
+        "2", "bad", "ALTER TABLE users ADD COLUMN a int;\nSELEC 1;", "SELECT 1;"
+    )
+    code, output = verify_output(project)
+    assert code == 1
+    lines = output.splitlines()
+    head = next(i for i, line in enumerate(lines) if "    up failed: " in line)
+    assert lines[head].startswith('    up failed: migration "2_bad" failed (up)')
+    assert lines[head + 1].startswith("      ERROR 42601: syntax error")
+    assert "      statement: SELEC 1" in lines[head + 2 :]
+
+
+def test_locks_shows_each_run_under_its_own_header(project: ProjectFactory) -> None:
+    project.add(
+        "2",
+        "two",
+        "CREATE FUNCTION two() RETURNS int LANGUAGE sql RETURN 2;",
+        "DROP FUNCTION two();",
+    )
+    code, output = verify_output(project, "--locks")
+    assert code == 0, output
+    after = output.split("✓ 2_two")[1].splitlines()
+    assert after[1:5] == [
+        "    up:",
+        "      #1 line 1 T: no lock on existing relations",
+        "    down:",
+        "      #1 line 1 T: no lock on existing relations",
+    ]
+
+
+def test_locks_outside_a_transaction_are_said_to_be_sampled(
+    project: ProjectFactory,
+) -> None:
+    project.add(
+        "2",
+        "two",
+        "-- dbamgr:no-transaction\n"
+        "CREATE FUNCTION two() RETURNS int LANGUAGE sql RETURN 2;",
+        "-- dbamgr:no-transaction\nDROP FUNCTION two();",
+    )
+    code, output = verify_output(project, "--locks")
+    assert code == 0, output
+    after = output.split("✓ 2_two")[1].splitlines()
+    assert after[1:3] == [
+        "    up (outside a transaction):",
+        "      #1 line 2 T: no lock seen (sampled every 2 ms)",
+    ]

@@ -69,6 +69,21 @@ def test_init_creates_a_project_and_keeps_it(tmp_path: Path) -> None:
     assert (tmp_path / ".gitignore").read_text().count(".dbamgr/") == 1
 
 
+def test_init_here_suggests_commands_without_a_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    monkeypatch.chdir(tmp_path)
+    here = runner.invoke(cli, ["init"])
+    assert here.exit_code == 0, here.output
+    assert "next: dbamgr new create_first_table, edit" in here.output
+    assert "then dbamgr up\n" in here.output
+    elsewhere = runner.invoke(cli, ["init", str(tmp_path / "other")])
+    assert f"next: dbamgr -C {tmp_path / 'other'} new create_first_table" in (
+        elsewhere.output
+    )
+
+
 def test_new_refuses_a_bad_name(tmp_path: Path) -> None:
     CliRunner().invoke(cli, ["init", str(tmp_path)])
     result = CliRunner().invoke(cli, ["-C", str(tmp_path), "new", "Add Priority!"])

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from dbamgr.log import RedactingFilter, mask_url, redact, write_error_record
+from dbamgr.log import (
+    RedactingFilter,
+    mask_url,
+    redact,
+    setup_logging,
+    write_error_record,
+)
 
 
 @pytest.mark.parametrize(
@@ -33,6 +39,17 @@ def test_passwords_are_masked(text: str, expected: str) -> None:
 def test_mask_url_keeps_everything_but_the_password() -> None:
     url = "postgresql://alice:p%3Aw@[::1]:6432/app?sslmode=require"
     assert mask_url(url) == "postgresql://alice:****@[::1]:6432/app?sslmode=require"
+
+
+def test_a_masked_query_password_keeps_the_text_after_it() -> None:
+    message = "cannot connect to postgresql://u@h/x?password=secret: Is it running?"
+    masked = redact(message)
+    assert (
+        masked == "cannot connect to postgresql://u@h/x?password=****: Is it running?"
+    )
+    assert redact(masked) == masked
+    quoted = redact('at "postgresql://h/x?password=se:cr.et", then')
+    assert quoted == 'at "postgresql://h/x?password=****", then'
 
 
 def test_passwords_inside_messages_are_masked() -> None:
@@ -68,3 +85,24 @@ def test_error_record_is_one_redacted_json_line(tmp_path: Path) -> None:
     assert record["context"]["line"] == 3
     assert {"timestamp", "command", "error_type", "message", "hint"} <= set(record)
     assert (tmp_path / "errors.jsonl").stat().st_mode & 0o777 == 0o600
+
+
+def test_debug_tracebacks_mask_passwords(capsys: pytest.CaptureFixture[str]) -> None:
+    logger = logging.getLogger("dbamgr")
+    saved = (logger.level, logger.propagate, list(logger.handlers))
+    setup_logging(debug=True)
+    try:
+        try:
+            try:
+                raise ValueError("bad URI: postgresql://u:hunter2@h/d")
+            except ValueError as exc:
+                raise RuntimeError("could not connect") from exc
+        except RuntimeError:
+            logging.getLogger("dbamgr.test").exception("failed")
+    finally:
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+        logger.handlers[:] = saved[2]
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "postgresql://u:****@h/d" in err
+    assert "hunter2" not in err

@@ -25,7 +25,7 @@ import click
 
 from dbamgr import __version__
 from dbamgr.cli._context import AppContext
-from dbamgr.cli._output import err_console, to_jsonable
+from dbamgr.cli._output import err_console, styled, to_jsonable
 from dbamgr.errors import DbamgrError, ExitCode
 from dbamgr.log import redact, setup_logging, write_error_record
 
@@ -125,10 +125,10 @@ def _report(ctx: click.Context, exc: Exception, code: int) -> None:
         }
         click.echo(json.dumps(to_jsonable(payload), indent=2, ensure_ascii=False))
     err_console.print(
-        f"[bold red]error:[/] {redact(message)}", markup=True, soft_wrap=True
+        styled(("error:", "bold red"), f" {redact(message)}"), soft_wrap=True
     )
     if hint:
-        err_console.print(f"[dim]hint:[/] {redact(hint)}", markup=True, soft_wrap=True)
+        err_console.print(styled(("hint:", "dim"), f" {redact(hint)}"), soft_wrap=True)
     project = app.known_project
     if project is not None:
         try:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+from click.decorators import FC
 
 from dbamgr.config import Project, find_project, load_project
 from dbamgr.target import Target, resolve_target
@@ -58,3 +60,21 @@ def json_option(func: click.decorators.FC) -> click.decorators.FC:
         callback=callback,
         help="Print the result as JSON.",
     )(func)
+
+
+def server_option(help_text: str) -> Callable[[FC], FC]:
+    """``--server URL``: where to make scratch databases. A URL libpq cannot
+    read is a configuration error, named as the option's."""
+
+    def callback(
+        _ctx: click.Context, _param: click.Parameter, value: str | None
+    ) -> str | None:
+        if value is not None:
+            from dbamgr.db.connect import check_url
+
+            check_url(value, "--server")
+        return value
+
+    return click.option(
+        "--server", "server_url", metavar="URL", help=help_text, callback=callback
+    )

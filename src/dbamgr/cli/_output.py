@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -13,19 +15,56 @@ import click
 from dbamgr.log import redact
 
 if TYPE_CHECKING:
+    from typing import TextIO
+
     from rich.console import Console
+    from rich.text import Text
 
 
-_consoles: dict[bool, Console] = {}
+# the width of output that is not a terminal: wide enough never to wrap a line
+UNLIMITED = 1_000_000
+
+_consoles: dict[tuple[bool, int | None], Console] = {}
+
+
+def output_width(stream: TextIO) -> int | None:
+    """The width to lay output out in: COLUMNS if set; the terminal's (None, for
+    rich to find) on a terminal; else :data:`UNLIMITED`, so that what goes to a
+    pipe or a file keeps each line whole for grep."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
+    return None if terminal else UNLIMITED
 
 
 def get_console(stderr: bool = False) -> Console:
-    """The rich Console for standard output (or error), created on first use."""
-    if stderr not in _consoles:
+    """The rich Console for standard output (or error), created on first use.
+
+    It prints text as it is: no markup, no emoji codes, no highlighting, so that
+    a statement such as ``SELECT a[i]`` or a hint naming ``[environments.prod]``
+    comes out intact. Styles are given with :func:`styled` or rich Text.
+    """
+    width = output_width(sys.stderr if stderr else sys.stdout)
+    key = (stderr, width)
+    if key not in _consoles:
         from rich.console import Console
 
-        _consoles[stderr] = Console(stderr=stderr, highlight=False)
-    return _consoles[stderr]
+        _consoles[key] = Console(
+            stderr=stderr, width=width, markup=False, emoji=False, highlight=False
+        )
+    return _consoles[key]
+
+
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """A line of literal text whose parts given as (text, style) are styled:
+    ``styled(("created", "green"), " ", path)``."""
+    from rich.text import Text
+
+    return Text.assemble(*parts)
 
 
 class _LazyConsole:

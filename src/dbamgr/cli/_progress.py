@@ -27,7 +27,7 @@ def progress_bar(app: AppContext) -> Iterator[ProgressCallback | None]:
         yield None
         return
     bar = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(),

@@ -10,7 +10,13 @@ from rich.table import Table
 from dbamgr.backup import base, logical, retention, schedule, verify
 from dbamgr.backup.repository import BackupInfo, project_repository
 from dbamgr.cli._context import AppContext, json_option, pass_app
-from dbamgr.cli._output import console, emit_json, err_console, format_time
+from dbamgr.cli._output import (
+    console,
+    emit_json,
+    err_console,
+    format_time,
+    styled,
+)
 from dbamgr.cli._progress import progress_bar
 from dbamgr.server import find_binaries
 
@@ -63,10 +69,13 @@ def base_command(app: AppContext, incremental: bool, as_json: bool) -> None:
         emit_json(info)
         return
     console.print(
-        f"backup [bold]{info.id}[/] complete: {info.kind}, "
-        f"{_size(info.data_size)} stored in {_size(info.size)} ({info.compression}), "
-        f"{info.start_lsn} to {info.stop_lsn} on timeline {info.timeline}, "
-        f"{info.seconds:.1f}s"
+        styled(
+            "backup ",
+            (info.id, "bold"),
+            f" complete: {info.kind}, {_size(info.data_size)} stored in "
+            f"{_size(info.size)} ({info.compression}), {info.start_lsn} to "
+            f"{info.stop_lsn} on timeline {info.timeline}, {info.seconds:.1f}s",
+        )
     )
 
 
@@ -96,8 +105,11 @@ def logical_command(
         emit_json(info)
         return
     console.print(
-        f"backup [bold]{info.id}[/] complete: logical, {', '.join(info.databases)}, "
-        f"{_size(info.size)}"
+        styled(
+            "backup ",
+            (info.id, "bold"),
+            f" complete: logical, {', '.join(info.databases)}, {_size(info.size)}",
+        )
     )
 
 
@@ -189,11 +201,11 @@ def verify_command(app: AppContext, backup_id: str | None, as_json: bool) -> Non
         emit_json({"ok": result.ok, **_verify_json(result)})
     else:
         for check in result.backups:
-            mark = "[green]ok[/]" if check.ok else "[red]FAILED[/]"
+            mark = ("ok", "green") if check.ok else ("FAILED", "red")
             wal = ""
             if check.wal is not None and check.wal.last_segment:
                 wal = f" (WAL {check.wal.first_segment} to {check.wal.last_segment})"
-            console.print(f"{check.id} {check.kind}: {mark}{wal}")
+            console.print(styled(f"{check.id} {check.kind}: ", mark, wal))
             for problem in check.problems:
                 console.print(f"  - {problem}")
         if not result.backups:

@@ -10,7 +10,7 @@ from dbamgr.backup.drill import DrillReport, run_drill
 from dbamgr.backup.heartbeat import write_heartbeat
 from dbamgr.backup.repository import project_repository
 from dbamgr.cli._context import AppContext, json_option, pass_app
-from dbamgr.cli._output import console, emit_json
+from dbamgr.cli._output import console, emit_json, styled
 from dbamgr.cli._progress import progress_bar
 from dbamgr.cli.restore import parse_time
 from dbamgr.errors import DbamgrError
@@ -18,11 +18,15 @@ from dbamgr.server import find_binaries
 
 
 def _render(report: DrillReport) -> None:
-    verdict = "[green]passed[/]" if report.ok else "[red]FAILED[/]"
-    console.print(f"drill {verdict}: backup {report.backup or '-'}, to {report.target}")
+    verdict = ("passed", "green") if report.ok else ("FAILED", "red")
+    console.print(
+        styled(
+            "drill ", verdict, f": backup {report.backup or '-'}, to {report.target}"
+        )
+    )
     for check in report.checks:
-        mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
-        console.print(f"  {mark} {check.name}: {check.detail}")
+        mark = ("ok  ", "green") if check.ok else ("FAIL", "red")
+        console.print(styled("  ", mark, f" {check.name}: {check.detail}"))
     if report.rto_seconds is not None:
         console.print(f"RTO: {report.rto_seconds:.1f}s")
     if report.rpo_seconds is not None:

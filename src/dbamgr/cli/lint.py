@@ -11,7 +11,7 @@ from rich.table import Table
 
 from dbamgr import lint as lint_api
 from dbamgr.cli._context import AppContext, json_option, pass_app
-from dbamgr.cli._output import console, emit_json, err_console
+from dbamgr.cli._output import console, emit_json, err_console, styled
 from dbamgr.lint.formats import plan_json, rule_json
 from dbamgr.lint.markdown import human_bytes, human_seconds
 from dbamgr.target import Target, resolve_target
@@ -47,7 +47,7 @@ def _render_rules() -> None:
     for rule in sorted(lint_api.RULES.values(), key=lambda r: (r.hazard, r.id)):
         style = _STYLE[rule.severity.label]
         table.add_row(
-            rule.id, f"[{style}]{rule.severity.label}[/]", rule.hazard, rule.title
+            rule.id, styled((rule.severity.label, style)), rule.hazard, rule.title
         )
     console.print(table)
 
@@ -55,23 +55,29 @@ def _render_rules() -> None:
 def _render_finding(finding: lint_api.Finding, show_why: bool) -> None:
     style = _STYLE[finding.severity.label]
     console.print(
-        f"[bold]{finding.location}[/]  [{style}]{finding.severity.label}[/]  "
-        f"[bold]{finding.rule}[/]",
+        styled(
+            (finding.location, "bold"),
+            "  ",
+            (finding.severity.label, style),
+            "  ",
+            (finding.rule, "bold"),
+        ),
         soft_wrap=True,
     )
-    console.print(f"  {finding.message}", markup=False, soft_wrap=True)
+    console.print(f"  {finding.message}", soft_wrap=True)
     if finding.estimate_seconds is not None:
         seconds = human_seconds(finding.estimate_seconds)
         console.print(
-            f"  [dim]estimated {seconds} on {finding.table_rows or 0:,} rows, "
-            f"{human_bytes(finding.table_bytes)}[/]"
+            f"  estimated {seconds} on {finding.table_rows or 0:,} rows, "
+            f"{human_bytes(finding.table_bytes)}",
+            style="dim",
         )
     if show_why:
-        console.print(f"  [dim]why: {finding.why}[/]", soft_wrap=True)
+        console.print(f"  why: {finding.why}", style="dim", soft_wrap=True)
     if finding.alternative:
-        console.print("  [green]safer:[/]")
+        console.print(styled("  ", ("safer:", "green")))
         indented = "\n".join(f"    {line}" for line in finding.alternative.splitlines())
-        console.print(indented, style="green", markup=False, soft_wrap=True)
+        console.print(indented, style="green", soft_wrap=True)
 
 
 def _render_report(report: lint_api.LintReport, show_suppressed: bool) -> None:
@@ -81,7 +87,8 @@ def _render_report(report: lint_api.LintReport, show_suppressed: bool) -> None:
     if show_suppressed:
         for finding in report.suppressed:
             console.print(
-                f"[dim]{finding.location}  {finding.rule}  ({finding.suppressed})[/]",
+                f"{finding.location}  {finding.rule}  ({finding.suppressed})",
+                style="dim",
                 soft_wrap=True,
             )
     counts = report.counts()
@@ -203,7 +210,9 @@ def plan(
         if output is not None:
             output.write_text(text)
             err_console.print(f"wrote {output}")
-        elif fmt == "markdown":
+        elif fmt == "markdown" or not console.is_terminal:
+            # rendered, a document is laid out to the width (headings centred,
+            # paragraphs wrapped): what is not a terminal gets its source whole
             click.echo(text, nl=False)
         else:
             console.print(Markdown(text))

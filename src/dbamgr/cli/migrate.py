@@ -16,6 +16,7 @@ from dbamgr.cli._output import (
     format_ms,
     format_time,
     get_console,
+    styled,
 )
 from dbamgr.migrations.runner import Event, EventHandler, display_path
 from dbamgr.migrations.status import (
@@ -71,12 +72,17 @@ def _progress(app: AppContext) -> EventHandler | None:
         elif event.kind == "start":
             err_console.print(f"{verb} {event.migration.ident} …", end="")
         elif event.kind == "done":
-            err_console.print(f" [green]done[/] ({format_ms(event.seconds * 1000)})")
+            took = format_ms(event.seconds * 1000)
+            err_console.print(styled(" ", ("done", "green"), f" ({took})"))
         elif event.kind == "failed":
-            err_console.print(" [red]failed[/]")
+            err_console.print(styled(" ", ("failed", "red")))
         elif event.kind == "retry":
             err_console.print(
-                f" [yellow]{event.message}[/]; retrying in {event.seconds:.3g}s …",
+                styled(
+                    " ",
+                    (event.message, "yellow"),
+                    f"; retrying in {event.seconds:.3g}s …",
+                ),
                 end="",
             )
 
@@ -84,10 +90,13 @@ def _progress(app: AppContext) -> EventHandler | None:
 
 
 def _show_bar(bar: dict[str, Any], event: Event, verb: str) -> None:
-    from rich.progress import Progress
+    from rich.progress import Progress, TextColumn
 
     if "progress" not in bar:
-        progress = Progress(console=get_console(stderr=True))
+        # the description holds a migration's name: shown as it is, not as markup
+        name = TextColumn("{task.description}", "progress.description", markup=False)
+        columns = (name, *Progress.get_default_columns()[1:])
+        progress = Progress(*columns, console=get_console(stderr=True))
         progress.start()
         bar["progress"] = progress
         bar["task"] = progress.add_task(verb, total=event.count)
@@ -96,7 +105,7 @@ def _show_bar(bar: dict[str, Any], event: Event, verb: str) -> None:
         progress.update(task, description=f"{verb} {event.migration.ident}")
     elif event.kind == "retry":
         progress.console.print(
-            f"[yellow]{event.migration}: {event.message}[/]; retrying"
+            styled((f"{event.migration}: {event.message}", "yellow"), "; retrying")
         )
     elif event.kind in ("done", "failed"):
         progress.advance(task)
@@ -121,7 +130,7 @@ def new(app: AppContext, name: str, layout: str | None, as_json: bool) -> None:
         emit_json(created)
         return
     for path in created.files:
-        console.print(f"[green]created[/] {display_path(path)}")
+        console.print(styled(("created", "green"), f" {display_path(path)}"))
 
 
 # applied migrations shown by default; the rest are summed up
@@ -136,7 +145,9 @@ def _render_status(report: StatusReport, show_all: bool) -> None:
     if not show_all and hidden > 0:
         older = {id(m) for m in applied[:hidden]}
         shown = [m for m in shown if id(m) not in older]
-        console.print(f"[dim]{hidden} older applied migration(s) not shown (--all)[/]")
+        console.print(
+            f"{hidden} older applied migration(s) not shown (--all)", style="dim"
+        )
     if not report.migrations:
         console.print("no migrations yet: create one with `dbamgr new NAME`")
     else:
@@ -162,7 +173,7 @@ def _render_status(report: StatusReport, show_all: bool) -> None:
             table.add_row(
                 m.label,
                 m.name,
-                f"[{style}]{m.state}[/]",
+                styled((m.state, style)),
                 format_time(m.applied_at),
                 format_ms(m.duration_ms),
                 note,
@@ -171,7 +182,7 @@ def _render_status(report: StatusReport, show_all: bool) -> None:
     summary = ", ".join(f"{count} {state}" for state, count in report.summary.items())
     console.print(summary or "nothing applied, nothing pending")
     for warning in report.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}")
+        err_console.print(styled(("warning:", "yellow"), f" {warning}"))
 
 
 @click.command()
@@ -287,7 +298,10 @@ def down(
 def redo(
     app: AppContext, *, dry_run: bool, approve: tuple[str, ...], as_json: bool
 ) -> None:
-    """Revert the newest migration and apply it again."""
+    """Revert the newest applied migration and apply it again.
+
+    A pending migration newer than it is left alone: redo never applies it.
+    """
     report = migrations.redo(
         app.project,
         app.target(),
@@ -330,6 +344,15 @@ def history(app: AppContext, limit: int | None, as_json: bool) -> None:
     console.print(table)
 
 
+# what `resolve` did, in words: {0} the migration, {1} its status before
+_RESOLVED = {
+    "applied": "{0}: recorded as applied: its changes are in place (it was {1})",
+    "rolled-back": "{0}: recorded as rolled back: its history row is removed, so "
+    "`up` runs it again (it was {1})",
+    "accept-checksum": "{0}: accepted the changed checksum of its file; it stays {1}",
+}
+
+
 @click.command()
 @click.argument("version")
 @click.option(
@@ -359,6 +382,4 @@ def resolve(app: AppContext, version: str, action: str | None, as_json: bool) ->
     if as_json:
         emit_json(result)
         return
-    console.print(
-        f"{result.ident}: recorded as {action} (was {result.previous_status})"
-    )
+    console.print(_RESOLVED[action].format(result.ident, result.previous_status))

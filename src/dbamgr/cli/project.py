@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
 
 from dbamgr.cli._context import AppContext, json_option, pass_app
-from dbamgr.cli._output import console, emit_json
+from dbamgr.cli._output import console, emit_json, styled
 from dbamgr.project import init_project
 
 
@@ -29,10 +30,23 @@ def init(app: AppContext, directory: Path | None, as_json: bool) -> None:
         emit_json(report)
         return
     for name in report.created:
-        console.print(f"[green]created[/] {name}")
+        console.print(styled(("created", "green"), f" {name}"))
     for name in report.existing:
-        console.print(f"[dim]kept[/]    {name}")
+        console.print(styled(("kept", "dim"), f"    {name}"))
+    dbamgr = "dbamgr" if _is_cwd(root) else f"dbamgr -C {shlex.quote(str(root))}"
     console.print(
-        f"\nnext: [bold]dbamgr -C {root} new create_first_table[/], edit its "
-        "up.sql and down.sql, then [bold]dbamgr up[/]"
+        styled(
+            "\nnext: ",
+            (f"{dbamgr} new create_first_table", "bold"),
+            ", edit its up.sql and down.sql, then ",
+            (f"{dbamgr} up", "bold"),
+        )
     )
+
+
+def _is_cwd(directory: Path) -> bool:
+    """Whether *directory* is the current one (then commands need no -C)."""
+    try:
+        return directory.resolve() == Path.cwd().resolve()
+    except OSError:
+        return False

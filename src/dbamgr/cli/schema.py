@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import click
 
-from dbamgr.cli._context import AppContext, json_option, pass_app
-from dbamgr.cli._output import console, emit_json
+from dbamgr.cli._context import AppContext, json_option, pass_app, server_option
+from dbamgr.cli._output import console, emit_json, styled
 from dbamgr.errors import ConfigError
 from dbamgr.schema import diff_snapshots, resolve_source, snapshot_url
+from dbamgr.schema.diff import SINGULAR, describe_column
 from dbamgr.schema.snapshot import Snapshot
 
 
@@ -19,39 +19,30 @@ def schema() -> None:
     """Read, print and compare database schemas."""
 
 
-def _describe_column(name: str, column: dict[str, Any]) -> str:
-    text = f"{name} {column['type']}"
-    if column.get("not_null"):
-        text += " not null"
-    if column.get("identity"):
-        text += f" identity {column['identity']}"
-    if column.get("generated"):
-        text += f" generated {column['generated']}"
-    if column.get("default") is not None:
-        text += f" default {column['default']}"
-    return text
-
-
 def render_snapshot(snapshot: Snapshot) -> None:
     """Print a snapshot as a readable outline."""
     for kind, objects in snapshot.to_dict()["objects"].items():
         if not objects:
             continue
-        console.print(f"[bold]{kind}[/] ({len(objects)})")
+        console.print(styled((kind, "bold"), f" ({len(objects)})"))
         for name, attributes in sorted(objects.items()):
             label = attributes.get("kind", "") if isinstance(attributes, dict) else ""
-            console.print(f"  {name}" + (f"  [dim]{label}[/]" if label else ""))
+            console.print(styled(f"  {name}", (f"  {label}" if label else "", "dim")))
             if kind not in ("tables", "views"):
                 continue
             columns = sorted(
                 attributes["columns"].items(), key=lambda item: item[1]["position"]
             )
             for column_name, column in columns:
-                console.print(f"    {_describe_column(column_name, column)}")
+                console.print(f"    {column_name} {describe_column(column)}")
             for part in ("constraints", "indexes", "triggers", "policies"):
                 for part_name, value in sorted(attributes[part].items()):
                     detail = value.get("definition") or value.get("command") or ""
-                    console.print(f"    [dim]{part[:-1]}[/] {part_name}: {detail}")
+                    console.print(
+                        styled(
+                            "    ", (SINGULAR[part], "dim"), f" {part_name}: {detail}"
+                        )
+                    )
 
 
 @schema.command()
@@ -71,7 +62,7 @@ def dump(app: AppContext, as_json: bool) -> None:
 @schema.command()
 @click.argument("before")
 @click.argument("after")
-@click.option("--server", "server_url", help="Build migrations@V sources there.")
+@server_option("Build migrations@V sources there.")
 @json_option
 @pass_app
 def diff(
@@ -93,8 +84,8 @@ def diff(
     if as_json:
         emit_json({"before": old_label, "after": new_label, "changes": result.changes})
     elif result:
-        console.print(f"--- {old_label}\n+++ {new_label}", markup=False)
-        console.print(result.render(), markup=False, highlight=False)
+        console.print(f"--- {old_label}\n+++ {new_label}")
+        console.print(result.render())
         console.print(f"{len(result)} difference(s)")
     else:
         console.print("the schemas are the same")

@@ -8,7 +8,7 @@ import sys
 import click
 
 from dbamgr.cli._context import AppContext, json_option, pass_app
-from dbamgr.cli._output import console, emit_json
+from dbamgr.cli._output import console, emit_json, styled
 from dbamgr.server import LocalCluster, project_cluster
 
 
@@ -64,8 +64,8 @@ def status(app: AppContext, as_json: bool) -> None:
     if as_json:
         emit_json(report)
     else:
-        state = "[green]running[/]" if report.running else "[yellow]stopped[/]"
-        console.print(f"server:   {state}")
+        state = ("running", "green") if report.running else ("stopped", "yellow")
+        console.print(styled("server:   ", state))
         console.print(f"version:  PostgreSQL {report.version} ({report.bin_dir})")
         console.print(f"data:     {report.directory}")
         if report.running:

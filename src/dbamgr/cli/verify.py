@@ -6,40 +6,60 @@ import sys
 
 import click
 
-from dbamgr.cli._context import AppContext, json_option, pass_app
-from dbamgr.cli._output import console, emit_json, err_console, format_ms
+from dbamgr.cli._context import AppContext, json_option, pass_app, server_option
+from dbamgr.cli._output import console, emit_json, err_console, format_ms, styled
 from dbamgr.migrations.source import Migration
 from dbamgr.schema.diff import Change
 from dbamgr.verify import MigrationCheck, PhaseTrace, VerifyReport, detect_drift
 from dbamgr.verify import verify as run_verify
 from dbamgr.verify.engine import FAILED, PASSED
+from dbamgr.verify.locks import _SAMPLE_INTERVAL, StatementTrace
 
-_MARK = {PASSED: "[green]✓[/]", FAILED: "[red]✗[/]"}
+_MARK = {PASSED: ("✓", "green"), FAILED: ("✗", "red")}
+_NOT_SEEN = f"no lock seen (sampled every {_SAMPLE_INTERVAL * 1000:g} ms)"
 
 
 def _show_changes(title: str, changes: list[Change]) -> None:
     console.print(f"    {title}:")
     for change in changes:
         for line in change.describe().splitlines():
-            console.print(f"      {line}", markup=False, highlight=False)
+            console.print(f"      {line}")
 
 
 def _show_locks(direction: str, phase: PhaseTrace | None, details: bool) -> None:
+    """The locks of one run: the ones that block writes or rewrite, each on a
+    line of its own; with *details* (``--locks``), under a header for the run,
+    every lock and then every statement's."""
     if phase is None:
         return
+    if not details:
+        for lock in phase.locks:
+            if lock.blocks_writes or lock.rewritten:
+                style = "red" if lock.blocks_reads else "yellow"
+                console.print(f"    {direction}: {lock.describe()}", style=style)
+        return
+    header = f"    {direction}:"
+    if not phase.in_transaction:
+        header = f"    {direction} (outside a transaction):"
+    console.print(header)
     for lock in phase.locks:
-        if lock.blocks_writes or lock.rewritten or details:
-            style = "red" if lock.blocks_reads else "yellow"
-            console.print(f"    [{style}]{direction}: {lock.describe()}[/]")
-    if details:
-        for trace in phase.statements:
-            locks = ", ".join(f"{lock.relation} {lock.mode}" for lock in trace.locks)
-            console.print(
-                f"      #{trace.index} line {trace.line} "
-                f"{format_ms(trace.seconds * 1000)}: {locks or 'no lock on existing'}"
-                + (f"; rewrote {', '.join(trace.rewrites)}" if trace.rewrites else ""),
-                markup=False,
-            )
+        style = "red" if lock.blocks_reads else "yellow" if lock.blocks_writes else ""
+        console.print(f"      {lock.describe()}", style=style)
+    for trace in phase.statements:
+        console.print(
+            f"      #{trace.index} line {trace.line} "
+            f"{format_ms(trace.seconds * 1000)}: {_statement_locks(trace)}"
+        )
+
+
+def _statement_locks(trace: StatementTrace) -> str:
+    locks = ", ".join(f"{lock.relation} {lock.mode}" for lock in trace.locks)
+    if not locks:
+        # outside a transaction locks are sampled, and a short one can be missed
+        locks = _NOT_SEEN if trace.sampled else "no lock on existing relations"
+    if trace.rewrites:
+        locks += f"; rewrote {', '.join(trace.rewrites)}"
+    return locks
 
 
 def _render_check(check: MigrationCheck, details: bool) -> None:
@@ -50,16 +70,18 @@ def _render_check(check: MigrationCheck, details: bool) -> None:
         times.append(f"down {format_ms(check.down.seconds * 1000)}")
     if check.reup_seconds is not None:
         times.append(f"up {format_ms(check.reup_seconds * 1000)}")
-    mark = _MARK.get(check.status, "[yellow]·[/]")
-    console.print(f"{mark} {check.ident}  [dim]{' · '.join(times)}[/]")
+    mark = _MARK.get(check.status, ("·", "yellow"))
+    console.print(styled(mark, f" {check.ident}  ", (" · ".join(times), "dim")))
     for failure in check.failures:
-        console.print(f"    [red]{failure}[/]", markup=True, highlight=False)
+        # a failed run's reason continues with the server's ERROR, statement…
+        indented = "\n".join(f"    {line}" for line in failure.splitlines())
+        console.print(indented, style="red")
     if check.down_diff:
         _show_changes("after the down, compared with before the up", check.down_diff)
     if check.reup_diff:
         _show_changes("after the second up, compared with the first", check.reup_diff)
     for note in check.notes:
-        console.print(f"    [dim]{note}[/]")
+        console.print(f"    {note}", style="dim")
     _show_locks("up", check.up, details)
     _show_locks("down", check.down, details)
 
@@ -67,27 +89,28 @@ def _render_check(check: MigrationCheck, details: bool) -> None:
 def _render_report(report: VerifyReport, details: bool) -> None:
     for check in report.migrations:
         _render_check(check, details)
+    checked = len(report.migrations)
     passed = sum(1 for m in report.migrations if m.status == PASSED)
-    summary = f"{passed} verified"
-    others = len(report.migrations) - passed - len(report.failed)
-    if others:
-        summary += f", {others} irreversible (up only)"
+    irreversible = checked - passed - len(report.failed)
+    counts: list[str | tuple[str, str]] = [f"{passed} verified"]
+    if irreversible:
+        counts.append(f", {irreversible} irreversible (only the up ran)")
     if report.failed:
-        summary += f", [red]{len(report.failed)} failed[/]: " + ", ".join(
-            m.ident for m in report.failed
-        )
+        failed = ", ".join(m.ident for m in report.failed)
+        counts.append((f", {len(report.failed)} failed: {failed}", "red"))
+    took = format_ms(report.seconds * 1000)
+    console.print(styled(f"{checked} migration(s) checked in {took}: ", *counts))
     if report.applied_first:
-        summary += f" ({report.applied_first} earlier applied without checks)"
+        console.print(
+            f"{report.applied_first} earlier migration(s) applied first, without checks"
+        )
     if report.seeds_loaded:
-        summary += f"; seed data: {', '.join(report.seeds_loaded)}"
-    console.print(f"{summary} in {format_ms(report.seconds * 1000)}")
+        console.print(f"seed data loaded: {', '.join(report.seeds_loaded)}")
 
 
 @click.command()
 @click.option("--from", "from_version", metavar="VERSION", help="Verify from here on.")
-@click.option(
-    "--server", "server_url", help="A server to make the scratch database on."
-)
+@server_option("A server to make the scratch database on.")
 @click.option("--no-data-check", is_flag=True, help="Skip the row check.")
 @click.option("--locks", "details", is_flag=True, help="Show every statement's locks.")
 @click.option(
@@ -115,7 +138,9 @@ def verify(
 
     def progress(position: int, count: int, migration: Migration) -> None:
         if not as_json and err_console.is_terminal:
-            err_console.print(f"[dim]{position}/{count} {migration.ident}[/]", end="\r")
+            err_console.print(
+                f"{position}/{count} {migration.ident}", style="dim", end="\r"
+            )
 
     report = run_verify(
         app.project,
@@ -134,7 +159,7 @@ def verify(
 
 
 @click.command()
-@click.option("--server", "server_url", help="A server to replay the migrations on.")
+@server_option("A server to replay the migrations on.")
 @json_option
 @pass_app
 def drift(app: AppContext, server_url: str | None, as_json: bool) -> None:
@@ -148,14 +173,14 @@ def drift(app: AppContext, server_url: str | None, as_json: bool) -> None:
     else:
         console.print(f"target: {report.target}")
         for warning in report.warnings:
-            err_console.print(f"[yellow]warning:[/] {warning}")
+            err_console.print(styled(("warning:", "yellow"), f" {warning}"))
         if report.drifted:
             console.print(
                 f"{len(report.changes)} change(s) made outside the "
                 f"{report.replayed} applied migration(s):"
             )
             for change in report.changes:
-                console.print(f"  {change.describe()}", markup=False, highlight=False)
+                console.print(f"  {change.describe()}")
         else:
             console.print(
                 f"no drift: the schema is what the {report.replayed} applied "

@@ -9,7 +9,7 @@ import click
 from dbamgr.backup import archive, walcli
 from dbamgr.backup.repository import project_repository
 from dbamgr.cli._context import AppContext, json_option, pass_app
-from dbamgr.cli._output import console, emit_json, format_time
+from dbamgr.cli._output import console, emit_json, format_time, styled
 from dbamgr.server import project_cluster
 
 repo_option = click.option(
@@ -117,8 +117,9 @@ def status_command(app: AppContext, as_json: bool) -> None:
     if as_json:
         emit_json({"healthy": status.healthy, **_fields(status)})
     else:
-        state = "[green]healthy[/]" if status.healthy else "[red]unhealthy[/]"
-        console.print(f"archiving:      {state} (archive_mode = {status.archive_mode})")
+        state = ("healthy", "green") if status.healthy else ("unhealthy", "red")
+        mode = f" (archive_mode = {status.archive_mode})"
+        console.print(styled("archiving:      ", state, mode))
         console.print(
             f"last archived:  {status.last_archived_wal or '-'} "
             f"at {format_time(status.last_archived_time) or '-'}"
@@ -137,7 +138,7 @@ def status_command(app: AppContext, as_json: bool) -> None:
         console.print(f"lag:            {lag}")
         console.print(f"repository:     newest {status.repository_newest or '-'}")
         for problem in status.problems:
-            console.print(f"[red]problem:[/] {problem}")
+            console.print(styled(("problem:", "red"), f" {problem}"))
     if not status.healthy:
         sys.exit(1)
 

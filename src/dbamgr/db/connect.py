@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import time
 from typing import Any
 
 import psycopg
+from psycopg import conninfo
 from psycopg import errors as pg_errors
 
-from dbamgr.errors import DatabaseUnreachable
-from dbamgr.log import mask_url
+from dbamgr.errors import ConfigError, DatabaseUnreachable
+from dbamgr.log import MASK, mask_url, passwords_in, redact
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,47 @@ def application_name(purpose: str) -> str:
     return name[:63]
 
 
+# libpq ends some messages by repeating the whole URI; the message names it already
+_IN_URI = re.compile(r'\s+in URI: ".*"$')
+
+
+def check_url(url: str, origin: str | None = None) -> None:
+    """Raise :class:`ConfigError` (exit 2) when libpq cannot read *url* (a URL or
+    ``key=value`` pairs), or its port is not a number.
+
+    *origin* says where the URL came from (``DATABASE_URL``, ``--server``…), for
+    the message; the URL is shown with its password masked, and so is any part
+    of libpq's reason that repeats the password.
+    """
+    try:
+        params = conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        reason = _IN_URI.sub("", _last_line(str(exc)))
+        for secret in passwords_in(url):
+            reason = reason.replace(secret, MASK)
+        problem = redact(reason)
+    else:
+        ports = [port.strip() for port in str(params.get("port") or "").split(",")]
+        bad = [port for port in ports if port and not _is_port(port)]
+        if not bad:
+            return
+        problem = f'the port "{bad[0]}" is not a number from 1 to 65535'
+    shown = mask_url(url)
+    where = f"{origin}: " if origin else ""
+    raise ConfigError(
+        f'{where}"{shown}" is not a database URL ({problem})',
+        hint=(f"fix {origin}: " if origin else "")
+        + "write it as postgresql://USER@HOST:PORT/DATABASE (a password follows "
+        "the user as USER:PASSWORD, its special characters percent-encoded)",
+        url=shown,
+        origin=origin,
+    )
+
+
+def _is_port(text: str) -> bool:
+    return text.isdigit() and 0 < int(text) < 65536
+
+
 def connect(
     url: str,
     *,
@@ -38,8 +81,10 @@ def connect(
     """Connect to *url*; failures raise :class:`DatabaseUnreachable` (URL masked).
 
     Connections are in autocommit mode unless asked otherwise: dbamgr opens its
-    transactions explicitly, so that what runs is what the dry run printed.
+    transactions explicitly, so that what runs is what the dry run printed. A
+    URL libpq cannot read raises :class:`ConfigError` (see :func:`check_url`).
     """
+    check_url(url)
     attempt = 0
     while True:
         try:

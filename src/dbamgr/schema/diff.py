@@ -11,7 +11,8 @@ from dbamgr.schema.snapshot import KINDS, NESTED, Snapshot
 
 ADDED, REMOVED, CHANGED = "added", "removed", "changed"
 
-_SINGULAR = {
+# the name of one object of a kind, or of one part of a table or view
+SINGULAR = {
     "schemas": "schema",
     "extensions": "extension",
     "types": "type",
@@ -28,11 +29,18 @@ _SINGULAR = {
 _SIGN = {ADDED: "+", REMOVED: "-", CHANGED: "~"}
 # values longer than this are shown as a line diff under the change
 _INLINE = 70
+# the definition of an added or removed object is cut to this many characters
+_SHORT = 100
 
 
 @dataclass(frozen=True)
 class Change:
-    """One difference between two schemas."""
+    """One difference between two schemas.
+
+    A change of one attribute holds its old value in ``before`` and its new one
+    in ``after``; an added object or part holds all its attributes in ``after``,
+    a removed one in ``before``.
+    """
 
     action: str
     kind: str
@@ -55,7 +63,10 @@ class Change:
         """One readable line (long values continue as a line diff below)."""
         sign = _SIGN[self.action]
         if self.action != CHANGED:
-            return f"{sign} {self.subject} ({self.action})"
+            line = f"{sign} {self.subject} ({self.action})"
+            attributes = self.after if self.action == ADDED else self.before
+            definition = _shorten(_definition(self.part, attributes))
+            return f"{line}: {definition}" if definition else line
         before, after = _show(self.before), _show(self.after)
         head = f"{sign} {self.subject}: {self.attribute}"
         if "\n" in before + after or len(before) + len(after) > _INLINE:
@@ -70,6 +81,72 @@ class Change:
             body = "\n".join(f"    {line}" for line in list(lines)[2:])
             return f"{head}:\n{body}"
         return f"{head}: {before} → {after}"
+
+
+def describe_column(column: dict[str, Any]) -> str:
+    """A column's type and what constrains it: ``integer not null default 0``."""
+    text = str(column.get("type"))
+    if column.get("not_null"):
+        text += " not null"
+    if column.get("identity"):
+        text += f" identity {column['identity']}"
+    if column.get("generated"):
+        text += f" generated {column['generated']}"
+    if column.get("default") is not None:
+        text += f" default {column['default']}"
+    return text
+
+
+def _definition(part: str | None, attributes: Any) -> str:
+    """What an added or removed object or *part* is, in short: an index's,
+    constraint's or trigger's definition, a column's type, a table's columns, a
+    view's query, a function's result and language."""
+    if not isinstance(attributes, dict):
+        return ""
+    if part == "column":
+        return describe_column(attributes)
+    if part == "policy":
+        clauses = [str(attributes.get("command") or "")]
+        if attributes.get("using"):
+            clauses.append(f"USING ({attributes['using']})")
+        if attributes.get("check"):
+            clauses.append(f"WITH CHECK ({attributes['check']})")
+        return " ".join(clauses)
+    if part is not None or attributes.get("definition"):
+        return str(attributes.get("definition") or "")
+    return _object_definition(attributes)
+
+
+def _object_definition(attributes: dict[str, Any]) -> str:
+    columns = attributes.get("columns")
+    if isinstance(columns, dict):
+        ordered = sorted(columns.items(), key=lambda item: item[1].get("position", 0))
+        listed = ", ".join(f"{name} {describe_column(c)}" for name, c in ordered)
+        return f"({listed})"
+    if "result" in attributes:
+        returns = attributes.get("result")
+        facts = [f"returns {returns}"] if returns else []
+        facts += [f"language {attributes.get('language')}"]
+        if attributes.get("volatility"):
+            facts.append(str(attributes["volatility"]))
+        return ", ".join(facts)
+    if "increment" in attributes:
+        return f"{attributes.get('type')}, increment {attributes.get('increment')}"
+    if "version" in attributes:
+        return f"version {attributes['version']}"
+    for key in ("labels", "attributes"):
+        if isinstance(attributes.get(key), list):
+            return ", ".join(str(item) for item in attributes[key])
+    for key in ("base_type", "subtype"):
+        if attributes.get(key):
+            return str(attributes[key])
+    return ""
+
+
+def _shorten(text: str) -> str:
+    """*text* on one line, cut to :data:`_SHORT` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= _SHORT else line[: _SHORT - 1] + "…"
 
 
 def _show(value: Any) -> str:
@@ -101,7 +178,7 @@ def _label(kind: str, attributes: dict[str, Any] | None) -> str:
         own = attributes.get("kind")
         if isinstance(own, str):
             return own
-    return _SINGULAR.get(kind, kind)
+    return SINGULAR.get(kind, kind)
 
 
 def diff_snapshots(before: Snapshot, after: Snapshot) -> SchemaDiff:
@@ -118,9 +195,9 @@ def diff_snapshots(before: Snapshot, after: Snapshot) -> SchemaDiff:
             old, new = old_objects.get(name), new_objects.get(name)
             label = _label(kind, new if new is not None else old)
             if old is None:
-                changes.append(Change(ADDED, label, name))
+                changes.append(Change(ADDED, label, name, after=new))
             elif new is None:
-                changes.append(Change(REMOVED, label, name))
+                changes.append(Change(REMOVED, label, name, before=old))
             else:
                 changes += _attribute_changes(label, name, None, old, new)
                 for nested in NESTED:
@@ -172,16 +249,16 @@ def _nested_changes(
     new: dict[str, Any] | None,
 ) -> list[Change]:
     old, new = old or {}, new or {}
-    part = _SINGULAR[nested]
+    part = SINGULAR[nested]
     changes = []
     for part_name in sorted(set(old) | set(new)):
         was, now = old.get(part_name), new.get(part_name)
         if was == now:
             continue
         if was is None:
-            changes.append(Change(ADDED, label, name, part, part_name))
+            changes.append(Change(ADDED, label, name, part, part_name, after=now))
         elif now is None:
-            changes.append(Change(REMOVED, label, name, part, part_name))
+            changes.append(Change(REMOVED, label, name, part, part_name, before=was))
         else:
             changes += _attribute_changes(label, name, (part, part_name), was, now)
     return changes
