@@ -309,7 +309,8 @@ def test_an_up_that_builds_another_schema_the_second_time_is_caught(
         "the up run again gives another schema: 1 difference(s) from the first up"
     ]
     assert [change.describe() for change in check.reup_diff] == [
-        "- table public.users: index users_age (removed)"
+        "- table public.users: index users_age (removed): "
+        "CREATE INDEX users_age ON public.users USING btree (age)"
     ]
 
 
