@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import psycopg
 import pytest
@@ -406,6 +407,25 @@ def test_verify_cli_exits_1_with_the_diff(project: ProjectFactory) -> None:
     payload = json.loads(as_json.stdout)
     assert payload["migrations"][1]["status"] == "failed"
     assert payload["migrations"][1]["down_diff"][0]["attribute"] == "default"
+
+
+def test_verify_cli_names_what_it_left_unverified_and_unloaded(
+    project: ProjectFactory,
+) -> None:
+    (project.root / "seeds").mkdir()
+    (project.root / "seeds" / "typo.sql").write_text("INSERT INTO userz VALUES (1);")
+    project.add("2", "bad", "ALTER TABLE users ADD COLUMN x nosuchtype;", "SELECT 1;")
+    project.add("3", "later", "CREATE TABLE t (id int);", "DROP TABLE t;")
+    result = CliRunner().invoke(cli, ["-C", str(project.root), "verify"])
+    assert result.exit_code == 1
+    assert (
+        "1 later migration(s) not verified (verify stops at a failed up or down): "
+        "3_later" in result.output
+    )
+    shutil.rmtree(project.migrations / "2_bad")
+    result = CliRunner().invoke(cli, ["-C", str(project.root), "verify"])
+    assert result.exit_code == 1
+    assert "seed file typo.sql was never loaded: no table userz exists" in result.output
 
 
 def test_drift_finds_hand_made_changes(project: ProjectFactory, target: Target) -> None:

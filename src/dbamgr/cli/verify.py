@@ -13,10 +13,10 @@ from dbamgr.schema.diff import Change
 from dbamgr.verify import MigrationCheck, PhaseTrace, VerifyReport, detect_drift
 from dbamgr.verify import verify as run_verify
 from dbamgr.verify.engine import FAILED, PASSED
-from dbamgr.verify.locks import _SAMPLE_INTERVAL, StatementTrace
+from dbamgr.verify.locks import SAMPLE_INTERVAL, StatementTrace
 
 _MARK = {PASSED: ("✓", "green"), FAILED: ("✗", "red")}
-_NOT_SEEN = f"no lock seen (sampled every {_SAMPLE_INTERVAL * 1000:g} ms)"
+_NOT_SEEN = f"no lock seen (sampled every {SAMPLE_INTERVAL * 1000:g} ms)"
 
 
 def _show_changes(title: str, changes: list[Change]) -> None:
@@ -57,8 +57,13 @@ def _statement_locks(trace: StatementTrace) -> str:
     if not locks:
         # outside a transaction locks are sampled, and a short one can be missed
         locks = _NOT_SEEN if trace.sampled else "no lock on existing relations"
-    if trace.rewrites:
-        locks += f"; rewrote {', '.join(trace.rewrites)}"
+    for verb, relations in (
+        ("rewrote", trace.rewrites),
+        ("truncated", trace.truncated),
+        ("dropped", trace.dropped),
+    ):
+        if relations:
+            locks += f"; {verb} {', '.join(relations)}"
     return locks
 
 
@@ -104,8 +109,16 @@ def _render_report(report: VerifyReport, details: bool) -> None:
         console.print(
             f"{report.applied_first} earlier migration(s) applied first, without checks"
         )
+    if report.not_verified:
+        console.print(
+            f"{len(report.not_verified)} later migration(s) not verified (verify "
+            f"stops at a failed up or down): {', '.join(report.not_verified)}",
+            style="red",
+        )
     if report.seeds_loaded:
         console.print(f"seed data loaded: {', '.join(report.seeds_loaded)}")
+    for problem in report.seed_problems:
+        console.print(problem, style="red")
 
 
 @click.command()

@@ -44,7 +44,8 @@ _RANK = {mode: rank for rank, mode in enumerate(LOCK_MODES)}
 # the weakest mode that blocks writes (INSERT/UPDATE/DELETE take RowExclusiveLock)
 BLOCKS_WRITES = _RANK["ShareLock"]
 BLOCKS_READS = _RANK["AccessExclusiveLock"]
-_SAMPLE_INTERVAL = 0.002
+# seconds between two polls of pg_locks outside a transaction
+SAMPLE_INTERVAL = 0.002
 # the weakest mode that DDL takes (reads and writes of rows take weaker ones)
 _SCHEMA_CHANGE = _RANK["ShareUpdateExclusiveLock"]
 _MATVIEW = "materialized view"
@@ -214,7 +215,7 @@ class _Sampler:
             while not self._stop.is_set():
                 self.seen.update(self._conn.execute(_SAMPLE, [self.pid]).fetchall())
                 self._polling.set()
-                self._stop.wait(_SAMPLE_INTERVAL)
+                self._stop.wait(SAMPLE_INTERVAL)
         except psycopg.Error as exc:
             # the database went away under the sampler (the statement failed
             # and the scratch database is being dropped): what it saw stands
