@@ -1,9 +1,9 @@
-"""Progress bars on standard error for the long backup operations."""
+"""Progress bars on standard error for long operations (backups, verify)."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from rich.progress import (
     BarColumn,
@@ -16,14 +16,18 @@ from rich.progress import (
 from dbamgr.backup.progress import Progress as Step
 from dbamgr.backup.progress import ProgressCallback
 from dbamgr.cli._context import AppContext
-from dbamgr.cli._output import err_console
+from dbamgr.cli._output import get_console
+
+# position (from 1), count, and the name of the item being worked on
+CountCallback = Callable[[int, int, str], None]
 
 
 @contextlib.contextmanager
 def progress_bar(app: AppContext) -> Iterator[ProgressCallback | None]:
     """A callback drawing one bar per step, or None for JSON output and for
     output that is not a terminal."""
-    if app.json or not err_console.is_terminal:
+    console = get_console(stderr=True)
+    if app.json or not console.is_terminal:
         yield None
         return
     bar = Progress(
@@ -31,7 +35,7 @@ def progress_bar(app: AppContext) -> Iterator[ProgressCallback | None]:
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(),
-        console=err_console,
+        console=console,
         transient=True,
     )
     tasks: dict[str, TaskID] = {}
@@ -44,6 +48,33 @@ def progress_bar(app: AppContext) -> Iterator[ProgressCallback | None]:
             task = bar.add_task(step.step, total=step.total)
             tasks[step.step] = task
         bar.update(task, completed=step.done or 0, total=step.total)
+
+    with bar:
+        yield show
+
+
+@contextlib.contextmanager
+def count_bar(app: AppContext, label: str) -> Iterator[CountCallback | None]:
+    """A bar that counts items (``position`` of ``count``) and names the
+    current one, or None for JSON output and for output that is not a
+    terminal."""
+    console = get_console(stderr=True)
+    if app.json or not console.is_terminal:
+        yield None
+        return
+    bar = Progress(
+        TextColumn(label, markup=False),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[item]}", markup=False),
+        console=console,
+        transient=True,
+    )
+    task = bar.add_task(label, total=None, item="")
+
+    def show(position: int, count: int, item: str) -> None:
+        bar.update(task, completed=position - 1, total=count, item=item)
 
     with bar:
         yield show

@@ -8,6 +8,7 @@ import click
 
 from dbamgr.cli._context import AppContext, json_option, pass_app, server_option
 from dbamgr.cli._output import console, emit_json, err_console, format_ms, styled
+from dbamgr.cli._progress import count_bar
 from dbamgr.migrations.source import Migration
 from dbamgr.schema.diff import Change
 from dbamgr.verify import MigrationCheck, PhaseTrace, VerifyReport, detect_drift
@@ -149,20 +150,20 @@ def verify(
     each statement takes and the tables it rewrites. Exits with 1 on a failure.
     """
 
-    def progress(position: int, count: int, migration: Migration) -> None:
-        if not as_json and err_console.is_terminal:
-            err_console.print(
-                f"{position}/{count} {migration.ident}", style="dim", end="\r"
-            )
+    with count_bar(app, "verify") as bar:
 
-    report = run_verify(
-        app.project,
-        server_url=server_url,
-        from_version=from_version,
-        data_check=not no_data_check,
-        snapshots="full" if full_snapshots else "incremental",
-        on_progress=progress,
-    )
+        def progress(position: int, count: int, migration: Migration) -> None:
+            if bar is not None:
+                bar(position, count, migration.ident)
+
+        report = run_verify(
+            app.project,
+            server_url=server_url,
+            from_version=from_version,
+            data_check=not no_data_check,
+            snapshots="full" if full_snapshots else "incremental",
+            on_progress=progress,
+        )
     if as_json:
         emit_json(report)
     else:
