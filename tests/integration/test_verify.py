@@ -480,6 +480,11 @@ def test_schema_diff_between_migrations_and_a_database(
         ["-C", str(project.root), "schema", "diff", str(snapshot_file), "migrations@1"],
     )
     assert from_file.exit_code == 0, from_file.output
+    empty = runner.invoke(
+        cli, ["-C", str(project.root), "schema", "diff", "migrations@0", "migrations@1"]
+    )
+    assert empty.exit_code == 1, empty.output
+    assert "+ table public.users (added)" in empty.output
 
 
 def test_a_migration_without_a_down_fails_verify(project: ProjectFactory) -> None:

@@ -4,7 +4,8 @@ A source is one of: a database URL (``postgresql://…`` or ``key=value`` pairs)
 the name of a configured environment, or ``local`` for the project's server; a
 snapshot file written by ``dbamgr schema dump --json``; or
 ``migrations@VERSION`` (``migrations@latest``, or plain ``migrations``): the
-schema the project's migrations up to VERSION build on a scratch database.
+schema the project's migrations up to VERSION build on a scratch database
+(``migrations@0``: none of them, as ``dbamgr down --to 0`` leaves it).
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ def snapshot_migrations(
     chosen = source.migrations
     if version is not None:
         limit = parse_version(version)
-        if limit not in source.by_version:
+        if limit != 0 and limit not in source.by_version:
             raise UsageError(
                 f"migrations@{version}: no migration has that version",
-                hint="run `dbamgr status` to see the versions",
+                hint="run `dbamgr status` to see the versions, or use 0 for none",
             )
         chosen = [m for m in chosen if m.version <= limit]
     with scratch_target(project, server_url, prefix="dbamgr_schema") as target:
