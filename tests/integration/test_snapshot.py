@@ -5,9 +5,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from tests.conftest import ProjectFactory
 
+from dbamgr import migrations
 from dbamgr.schema import Snapshot, diff_snapshots, take_snapshot
 from dbamgr.server import LocalCluster
+from dbamgr.target import Target
+from dbamgr.verify import detect_drift
 
 FIXTURE = (Path(__file__).parent / "data" / "every_object.sql").read_text()
 
@@ -115,6 +119,60 @@ def test_two_builds_give_byte_identical_snapshots(
     first, second = fixture_snapshots
     assert first.to_json() == second.to_json()
     assert not diff_snapshots(first, second)
+
+
+def test_snapshots_do_not_depend_on_the_search_path(
+    pg_cluster: LocalCluster, fixture_snapshots: list[Snapshot]
+) -> None:
+    # a database whose sessions see app and public unqualified
+    url = pg_cluster.create_database("snap_path")
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ALTER DATABASE snap_path SET search_path = app, public")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION btree_gist")
+            conn.execute(FIXTURE.replace("CREATE ROLE dbamgr_test_reader;", ""))
+            under_setting = take_snapshot(conn)
+            conn.execute("SET search_path = public")
+            under_public = take_snapshot(conn)
+            # the session's own setting is left as it was
+            assert conn.execute("SHOW search_path").fetchone() == ("public",)
+    finally:
+        pg_cluster.drop_database("snap_path")
+    expected = fixture_snapshots[0].to_json()
+    assert under_setting.to_json() == expected
+    assert under_public.to_json() == expected
+
+
+def test_drift_is_blind_to_search_path_settings(
+    project_files: ProjectFactory, pg_cluster: LocalCluster
+) -> None:
+    # the live database sees app unqualified, and so does the scratch session
+    # after the second migration's SET
+    project_files.write_config(f'[server]\ndata_dir = "{pg_cluster.directory}"\n')
+    project_files.add(
+        "1",
+        "app",
+        "CREATE SCHEMA app;\nCREATE TABLE app.p (id int PRIMARY KEY);\n"
+        "CREATE TABLE app.c (p int REFERENCES app.p, s serial);",
+        "DROP SCHEMA app CASCADE;",
+    )
+    project_files.add(
+        "2",
+        "path",
+        "SET search_path = app, public;\nCREATE TABLE d (p int REFERENCES p);",
+        "DROP TABLE app.d;",
+    )
+    url = pg_cluster.create_database("snap_drift_path")
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ALTER DATABASE snap_drift_path SET search_path = app, public")
+        target = Target("test", url)
+        migrations.up(project_files.project, target)
+        report = detect_drift(project_files.project, target)
+    finally:
+        pg_cluster.drop_database("snap_drift_path")
+    assert [change.describe() for change in report.changes] == []
 
 
 def test_snapshot_survives_a_json_round_trip(

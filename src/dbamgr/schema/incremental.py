@@ -34,8 +34,8 @@ from dbamgr.schema.capture import Change, changes_table
 from dbamgr.schema.owners import NAMESPACES, OWNERS
 from dbamgr.schema.snapshot import (
     CATALOG_CLASSES,
-    GENERIC_PLANS,
     Snapshot,
+    prepare_reader,
     take_snapshot,
 )
 
@@ -133,7 +133,11 @@ class SnapshotCache:
 
         *capture_schema* names the schema where
         :func:`~dbamgr.schema.capture.install_capture` installed the change
-        capture; without it, changes are found by scanning the catalogs."""
+        capture; without it, changes are found by scanning the catalogs.
+
+        *conn* should read snapshots only (and data, which takes no setting
+        of its session): the cache sets its session up with
+        :func:`~dbamgr.schema.snapshot.prepare_reader`."""
         self.conn = conn
         self.exclude = tuple(exclude_schemas)
         self.mode = mode
@@ -141,7 +145,7 @@ class SnapshotCache:
         if capture_schema is not None:
             table = changes_table(capture_schema).as_string()
             self._forget_captured = f"DELETE FROM {table}"
-        conn.execute(GENERIC_PLANS)
+        prepare_reader(conn)
         self._next_since: int | None = None
         self.current: Snapshot | None = None
         self._since = 0
@@ -166,7 +170,7 @@ class SnapshotCache:
 
     def _read(self, only: dict[str, list[int]] | None) -> Snapshot:
         return take_snapshot(
-            self.conn, exclude_schemas=self.exclude, only=only, set_plan_mode=False
+            self.conn, exclude_schemas=self.exclude, only=only, reader=True
         )
 
     def start(self) -> None:
@@ -209,7 +213,7 @@ class SnapshotCache:
         return merged
 
     def _check(self, merged: Snapshot) -> None:
-        whole = take_snapshot(self.conn, exclude_schemas=self.exclude)
+        whole = take_snapshot(self.conn, exclude_schemas=self.exclude, reader=True)
         if whole.to_json() != merged.to_json():
             from dbamgr.schema.diff import diff_snapshots
 

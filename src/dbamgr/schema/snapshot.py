@@ -25,7 +25,13 @@ from dbamgr.errors import UsageError
 from dbamgr.schema.catalog import snapshot_query
 
 FORMAT = 1
-GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
+# A snapshot is read with pg_catalog alone in the search_path, so that every
+# name outside it prints qualified (public.t, app.mood), whatever the session's
+# or the database's setting: definitions then compare across databases.
+READER_SESSION = (
+    "SET plan_cache_mode = force_generic_plan; SET search_path = pg_catalog"
+)
+_READ_SETTINGS = "SELECT set_config('search_path', 'pg_catalog', true)"
 KINDS = ("schemas", "extensions", "types", "sequences", "tables", "views", "functions")
 NESTED = ("columns", "constraints", "indexes", "triggers", "policies")
 
@@ -390,20 +396,31 @@ def _add_types(
         objects["types"][qualify(row["schema"], row["name"])] = attributes
 
 
+def prepare_reader(conn: psycopg.Connection[Any]) -> None:
+    """Set up the session of *conn* for many snapshots: one generic plan for the
+    catalog query, and the search_path snapshots are read with (see
+    :func:`take_snapshot`). For a connection that reads snapshots only."""
+    conn.execute(READER_SESSION)
+
+
 def take_snapshot(
     conn: psycopg.Connection[Any],
     *,
     exclude_schemas: Iterable[str] = ("dbamgr",),
     only: dict[str, list[int]] | None = None,
-    set_plan_mode: bool = True,
+    reader: bool = False,
 ) -> Snapshot:
     """Read the schema of the database *conn* is connected to, in one query.
 
     The schemas in *exclude_schemas* (dbamgr's own, by default) are left out.
     With *only* (a kind of :data:`~dbamgr.schema.catalog.ONLY_KINDS` -> oids), the
-    snapshot holds just those objects (none of the kinds not named). The query
-    runs with one generic plan (set on the session unless *set_plan_mode* is
-    false, for a caller that set it already).
+    snapshot holds just those objects (none of the kinds not named).
+
+    Names print as seen from pg_catalog alone: every object outside it is
+    qualified, whatever the search_path. With *reader* (a session set up by
+    :func:`prepare_reader`) the prepared query runs as it is; else within a
+    transaction (a savepoint inside one) that sets the search_path for itself
+    and is rolled back, which leaves the session as it was.
     """
     version = conn.info.server_version
     params: dict[str, Any] = {"excluded": list(exclude_schemas)}
@@ -416,11 +433,15 @@ def take_snapshot(
         params |= wanted
     query = snapshot_query(version, kinds)
     with conn.cursor() as cur:
-        # Prepared, with one generic plan: verify takes hundreds of snapshots on
-        # one connection, and planning this query costs more than running it.
-        if set_plan_mode:
-            cur.execute(GENERIC_PLANS)
-        cur.execute(query, params, prepare=True)
-        row = cur.fetchone()
+        if reader:
+            # Prepared, with one generic plan: verify takes hundreds of snapshots
+            # on one connection, and planning this query costs more than running it.
+            cur.execute(query, params, prepare=True)
+            row = cur.fetchone()
+        else:
+            with conn.transaction(force_rollback=True):
+                cur.execute(_READ_SETTINGS)
+                cur.execute(query, params)
+                row = cur.fetchone()
     raw = row[0] if row and row[0] else {}
     return build_snapshot(raw, version)
