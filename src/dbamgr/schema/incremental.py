@@ -391,7 +391,7 @@ def _merge(previous: Snapshot, fresh: Snapshot, dirty: dict[str, set[int]]) -> S
         entries.update(getattr(fresh, index))
     owned.update(fresh.owned)
     filenodes.update(fresh.filenodes)
-    merged = Snapshot(objects, previous.server_version)
+    merged = Snapshot(objects, previous.server_major)
     merged.catalog = catalog
     merged.attnums = attnums
     merged.parts = side["parts"]

@@ -6,7 +6,7 @@ each name to its attributes. Tables and views hold their ``columns``,
 ``constraints``, ``indexes``, ``triggers`` and ``policies`` as nested mappings.
 Codes from the catalogs are spelled out (``"unlogged"``, ``"foreign key"``), so
 that a diff reads as plain English. Serialized with sorted keys, two databases
-built by the same migrations on the same server give byte-identical snapshots.
+built by the same migrations on the same major version give byte-identical snapshots.
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ import psycopg
 from dbamgr.errors import UsageError
 from dbamgr.schema.catalog import snapshot_query
 
-FORMAT = 1
+# 2: the server's major version only (server_major); files of format 1 are
+# still read
+FORMAT = 2
+_READABLE_FORMATS = (1, 2)
 # A snapshot is read with pg_catalog alone in the search_path, so that every
 # name outside it prints qualified (public.t, app.mood), whatever the session's
 # or the database's setting: definitions then compare across databases.
@@ -126,7 +129,9 @@ class Snapshot:
     """The schema of one database (see the module's docstring)."""
 
     objects: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    server_version: int = 0
+    # the server's major version (18): definitions print alike across its minor
+    # releases, not always across majors
+    server_major: int = 0
     # catalog class ("rel", "proc", "type", "schema", "ext") -> oid -> (kind, name);
     # and relation name -> attnum -> column name. Not part of the model: they let
     # a SnapshotCache refresh only what changed.
@@ -186,7 +191,7 @@ class Snapshot:
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
-            "server_version": self.server_version,
+            "server_major": self.server_major,
             "objects": {kind: self.objects.get(kind, {}) for kind in KINDS},
         }
 
@@ -196,16 +201,17 @@ class Snapshot:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], origin: str = "snapshot") -> Snapshot:
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
+        if not isinstance(data, dict) or data.get("format") not in _READABLE_FORMATS:
             raise UsageError(
                 f"{origin} is not a dbamgr schema snapshot (format {FORMAT})",
                 hint="make one with `dbamgr schema dump --json > FILE`",
             )
         objects = data.get("objects") or {}
-        return cls(
-            {kind: dict(objects.get(kind) or {}) for kind in KINDS},
-            int(data.get("server_version") or 0),
-        )
+        if data["format"] == 1:
+            major = int(data.get("server_version") or 0) // 10000
+        else:
+            major = int(data.get("server_major") or 0)
+        return cls({kind: dict(objects.get(kind) or {}) for kind in KINDS}, major)
 
     @classmethod
     def load(cls, path: Path) -> Snapshot:
@@ -231,7 +237,7 @@ def _without(row: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in keys}
 
 
-def build_snapshot(raw: dict[str, Any], server_version: int) -> Snapshot:
+def build_snapshot(raw: dict[str, Any], server_major: int) -> Snapshot:
     """Turn the catalog query's JSON into a :class:`Snapshot`."""
     objects: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
     for row in _rows(raw, "schemas"):
@@ -242,7 +248,7 @@ def build_snapshot(raw: dict[str, Any], server_version: int) -> Snapshot:
         name = qualify(row["schema"], row["name"])
         objects["sequences"][name] = _without(row, "schema", "name", "oid")
     relations = _add_relations(objects, raw)
-    snapshot = Snapshot(objects, server_version)
+    snapshot = Snapshot(objects, server_major)
     snapshot.attnums = _add_parts(relations, raw)
     _add_functions(objects, raw)
     _add_types(objects, raw)
@@ -428,7 +434,7 @@ def take_snapshot(
     if only is not None:
         wanted = {kind: list(oids) for kind, oids in only.items() if oids}
         if not wanted:
-            return Snapshot({kind: {} for kind in KINDS}, version)
+            return Snapshot({kind: {} for kind in KINDS}, version // 10000)
         kinds = frozenset(wanted)
         params |= wanted
     query = snapshot_query(version, kinds)
@@ -444,4 +450,4 @@ def take_snapshot(
                 cur.execute(query, params)
                 row = cur.fetchone()
     raw = row[0] if row and row[0] else {}
-    return build_snapshot(raw, version)
+    return build_snapshot(raw, version // 10000)
