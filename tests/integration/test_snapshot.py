@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -16,32 +17,51 @@ from dbamgr.verify import detect_drift
 FIXTURE = (Path(__file__).parent / "data" / "every_object.sql").read_text()
 
 
-@pytest.fixture(scope="module")
-def fixture_snapshots(pg_cluster: LocalCluster) -> list[Snapshot]:
-    """The fixture schema built twice, in two independent databases."""
+READER, OWNER = "dbamgr_test_reader", "dbamgr_test_owner"
+VIEWER, APP = "dbamgr_test_viewer", "dbamgr_test_app"
+
+
+def as_role(url: str, role: str) -> str:
+    return url.replace("postgresql://postgres@", f"postgresql://{role}@")
+
+
+def drop_roles(pg_cluster: LocalCluster, *roles: str) -> None:
     with pg_cluster.connect() as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_roles WHERE rolname = 'dbamgr_test_reader'"
-        ).fetchone()
-        if exists:
-            conn.execute("DROP OWNED BY dbamgr_test_reader")
-            conn.execute("DROP ROLE dbamgr_test_reader")
+        for role in roles:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", [role]
+            ).fetchone()
+            if exists:
+                conn.execute(f"DROP OWNED BY {role}")
+                conn.execute(f"DROP ROLE {role}")
+
+
+@pytest.fixture(scope="module")
+def fixture_snapshots(pg_cluster: LocalCluster) -> Iterator[list[Snapshot]]:
+    """The fixture schema built twice, in two independent databases: by the
+    superuser, and by a role that owns the second database."""
+    drop_roles(pg_cluster, READER, OWNER)
     snapshots = []
-    for name in ("snap_a", "snap_b"):
-        url = pg_cluster.create_database(name)
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION btree_gist")
-            script = FIXTURE
-            if name == "snap_b":
-                script = script.replace("CREATE ROLE dbamgr_test_reader;", "")
-            conn.execute(script)
-            conn.execute("CREATE SCHEMA dbamgr; CREATE TABLE dbamgr.hidden (id int)")
-            snapshots.append(take_snapshot(conn))
+    url = pg_cluster.create_database("snap_a")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION btree_gist")
+        conn.execute(FIXTURE)
+        conn.execute("CREATE SCHEMA dbamgr; CREATE TABLE dbamgr.hidden (id int)")
+        snapshots.append(take_snapshot(conn))
+    url = pg_cluster.create_database("snap_b")
+    with pg_cluster.connect() as conn:
+        conn.execute(f"CREATE ROLE {OWNER} LOGIN")
+        conn.execute(f"GRANT {READER} TO {OWNER}")
+        conn.execute(f"ALTER DATABASE snap_b OWNER TO {OWNER}")
+    with psycopg.connect(as_role(url, OWNER), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION btree_gist")
+        conn.execute(FIXTURE.replace(f"CREATE ROLE {READER};", ""))
+        conn.execute("CREATE SCHEMA dbamgr; CREATE TABLE dbamgr.hidden (id int)")
+        snapshots.append(take_snapshot(conn))
     yield snapshots
     for name in ("snap_a", "snap_b"):
         pg_cluster.drop_database(name)
-    with pg_cluster.connect() as conn:
-        conn.execute("DROP ROLE IF EXISTS dbamgr_test_reader")
+    drop_roles(pg_cluster, READER, OWNER)
 
 
 def test_every_object_kind_is_captured(fixture_snapshots: list[Snapshot]) -> None:
@@ -52,7 +72,6 @@ def test_every_object_kind_is_captured(fixture_snapshots: list[Snapshot]) -> Non
 
     accounts = objects["tables"]["app.accounts"]
     assert accounts["rls"] is True and accounts["comment"] == "people who pay"
-    assert any("dbamgr_test_reader=r/" in item for item in accounts["acl"])
     columns = accounts["columns"]
     assert columns["id"]["identity"] == "always"
     assert columns["name"]["collation"] == "C"
@@ -107,6 +126,62 @@ def test_every_object_kind_is_captured(fixture_snapshots: list[Snapshot]) -> Non
     assert types["app.floatrange"]["subtype"] == "double precision"
 
 
+def test_owners_are_named_apart_from_privileges(
+    pg_cluster: LocalCluster, fixture_snapshots: list[Snapshot]
+) -> None:
+    with pg_cluster.connect() as conn:
+        every = "arwdDxtm" if conn.info.server_version >= 170000 else "arwdDxt"
+    objects = fixture_snapshots[0].objects
+    accounts = objects["tables"]["app.accounts"]
+    assert accounts["acl"] == [f"(owner)={every}/(owner)", f"{READER}=r/(owner)"]
+    # the role that reads the snapshot (it built the schema) is no owner to name
+    assert accounts["owner"] is None
+    view = objects["views"]["app.happy_accounts"]
+    assert view["owner"] == READER
+    assert view["acl"] == [f"(owner)={every}/(owner)"]
+    assert objects["schemas"]["app"]["acl"] == [
+        "(owner)=UC/(owner)",
+        f"{READER}=UC/(owner)",
+    ]
+    assert objects["schemas"]["public"]["owner"] == "pg_database_owner"
+    assert objects["schemas"]["public"]["acl"] == ["(owner)=UC/(owner)", "=U/(owner)"]
+
+
+def test_drift_is_blind_to_the_role_that_ran_the_migrations(
+    project_files: ProjectFactory, pg_cluster: LocalCluster
+) -> None:
+    # live, the migrations ran as the database's owner; the replay runs as the
+    # superuser
+    project_files.write_config(f'[server]\ndata_dir = "{pg_cluster.directory}"\n')
+    project_files.add(
+        "1",
+        "base",
+        "CREATE TABLE t (id int, label text);\nCREATE FUNCTION f() RETURNS int "
+        f"LANGUAGE sql RETURN 1;\nGRANT SELECT, UPDATE (label) ON t TO {VIEWER};",
+        "DROP FUNCTION f();\nDROP TABLE t;",
+    )
+    drop_roles(pg_cluster, VIEWER, APP)
+    url = pg_cluster.create_database("snap_drift_owner")
+    with pg_cluster.connect() as conn:
+        conn.execute(f"CREATE ROLE {VIEWER}")
+        conn.execute(f"CREATE ROLE {APP} LOGIN")
+        conn.execute(f"ALTER DATABASE snap_drift_owner OWNER TO {APP}")
+    try:
+        target = Target("test", as_role(url, APP))
+        migrations.up(project_files.project, target)
+        clean = detect_drift(project_files.project, target)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"ALTER FUNCTION public.f() OWNER TO {VIEWER}")
+        moved = detect_drift(project_files.project, target)
+    finally:
+        pg_cluster.drop_database("snap_drift_owner")
+        drop_roles(pg_cluster, VIEWER, APP)
+    assert [change.describe() for change in clean.changes] == []
+    assert [change.describe() for change in moved.changes] == [
+        f"~ function public.f(): owner: (none) → {VIEWER}"
+    ]
+
+
 def test_dbamgr_schema_is_left_out(fixture_snapshots: list[Snapshot]) -> None:
     objects = fixture_snapshots[0].objects
     assert "dbamgr" not in objects["schemas"]
@@ -131,7 +206,7 @@ def test_snapshots_do_not_depend_on_the_search_path(
             conn.execute("ALTER DATABASE snap_path SET search_path = app, public")
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION btree_gist")
-            conn.execute(FIXTURE.replace("CREATE ROLE dbamgr_test_reader;", ""))
+            conn.execute(FIXTURE.replace(f"CREATE ROLE {READER};", ""))
             under_setting = take_snapshot(conn)
             conn.execute("SET search_path = public")
             under_public = take_snapshot(conn)

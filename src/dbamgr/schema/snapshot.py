@@ -24,8 +24,8 @@ import psycopg
 from dbamgr.errors import UsageError
 from dbamgr.schema.catalog import snapshot_query
 
-# 2: the server's major version only (server_major); files of format 1 are
-# still read
+# 2: the server's major version only (server_major), owners, privileges with
+# the owner as "(owner)"; files of format 1 are still read
 FORMAT = 2
 _READABLE_FORMATS = (1, 2)
 # A snapshot is read with pg_catalog alone in the search_path, so that every
@@ -388,7 +388,12 @@ def _add_types(
 ) -> None:
     for row in _rows(raw, "types"):
         kind = _TYPE_KINDS[row["kind"]]
-        attributes = {"kind": kind, "comment": row["comment"], "acl": row["acl"]}
+        attributes = {
+            "kind": kind,
+            "comment": row["comment"],
+            "owner": row["owner"],
+            "acl": row["acl"],
+        }
         if kind == "enum":
             attributes["labels"] = row["labels"] or []
         elif kind == "domain":

@@ -59,4 +59,5 @@ CREATE POLICY own_account ON app.accounts FOR SELECT TO PUBLIC
     USING (email = current_user::citext);
 CREATE ROLE dbamgr_test_reader;
 GRANT SELECT ON app.accounts TO dbamgr_test_reader;
-GRANT USAGE ON SCHEMA app TO dbamgr_test_reader;
+GRANT USAGE, CREATE ON SCHEMA app TO dbamgr_test_reader;
+ALTER VIEW app.happy_accounts OWNER TO dbamgr_test_reader;
