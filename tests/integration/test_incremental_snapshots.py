@@ -39,6 +39,7 @@ CREATE FUNCTION app.f() RETURNS integer LANGUAGE sql RETURN 1;
 CREATE FUNCTION app.trg() RETURNS trigger LANGUAGE plpgsql AS
     $$BEGIN RETURN NEW; END$$;
 CREATE VIEW app.parents AS SELECT id, note FROM app.parent;
+CREATE MATERIALIZED VIEW app.parent_count AS SELECT count(*) AS n FROM app.parent;
 CREATE EXTENSION citext WITH SCHEMA public;
 """
 BASE_DOWN = "DROP SCHEMA app CASCADE;\nDROP EXTENSION citext;"
@@ -53,8 +54,15 @@ CREATE TYPE app.owned_type AS ENUM ('x');
 GRANT EXECUTE ON FUNCTION app.owned() TO dbamgr_incremental_reader;
 ALTER FUNCTION app.owned() OWNER TO dbamgr_incremental_owner;
 ALTER TYPE app.owned_type OWNER TO dbamgr_incremental_owner;
+CREATE EXTENSION postgres_fdw;
+CREATE SERVER elsewhere FOREIGN DATA WRAPPER postgres_fdw;
+CREATE FOREIGN TABLE app.remote (id integer) SERVER elsewhere
+    OPTIONS (table_name 'remote');
 """
 SHARED_DOWN = """\
+DROP FOREIGN TABLE app.remote;
+DROP SERVER elsewhere;
+DROP EXTENSION postgres_fdw;
 DROP TYPE app.owned_type;
 DROP FUNCTION app.owned();
 DROP POLICY readers ON app.parent;
@@ -211,6 +219,51 @@ CASES = {
         "ALTER ROLE dbamgr_incremental_reader RENAME TO dbamgr_incremental_reader2;",
         "ALTER ROLE dbamgr_incremental_reader2 RENAME TO dbamgr_incremental_reader;",
     ),
+    "default_privileges": (
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA app "
+        "GRANT SELECT ON TABLES TO dbamgr_incremental_reader;\n"
+        "ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;\n"
+        "ALTER DEFAULT PRIVILEGES FOR ROLE dbamgr_incremental_owner "
+        "GRANT USAGE ON TYPES TO dbamgr_incremental_reader;",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE dbamgr_incremental_owner "
+        "REVOKE USAGE ON TYPES FROM dbamgr_incremental_reader;\n"
+        "ALTER DEFAULT PRIVILEGES GRANT EXECUTE ON FUNCTIONS TO PUBLIC;\n"
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA app "
+        "REVOKE SELECT ON TABLES FROM dbamgr_incremental_reader;",
+    ),
+    "policy_and_extension_comments": (
+        "COMMENT ON POLICY readers ON app.parent IS 'r';\n"
+        "COMMENT ON EXTENSION citext IS 'e';",
+        "COMMENT ON POLICY readers ON app.parent IS NULL;\n"
+        "COMMENT ON EXTENSION citext IS "
+        "'data type for case-insensitive character strings';",
+    ),
+    "materialized_view_data": (
+        "REFRESH MATERIALIZED VIEW app.parent_count WITH NO DATA;",
+        "REFRESH MATERIALIZED VIEW app.parent_count;",
+    ),
+    "replica_identity": (
+        "ALTER TABLE app.child REPLICA IDENTITY USING INDEX child_pkey;\n"
+        "ALTER TABLE app.parent REPLICA IDENTITY FULL;",
+        "ALTER TABLE app.parent REPLICA IDENTITY DEFAULT;\n"
+        "ALTER TABLE app.child REPLICA IDENTITY DEFAULT;",
+    ),
+    "foreign_tables": (
+        "ALTER FOREIGN TABLE app.remote OPTIONS (SET table_name 'other', "
+        "ADD schema_name 's');\nCREATE FOREIGN TABLE app.remote2 (id integer) "
+        "SERVER elsewhere;",
+        "DROP FOREIGN TABLE app.remote2;\n"
+        "ALTER FOREIGN TABLE app.remote OPTIONS (SET table_name 'remote', "
+        "DROP schema_name);",
+    ),
+    "rename_server": (
+        "ALTER SERVER elsewhere RENAME TO faraway;",
+        "ALTER SERVER faraway RENAME TO elsewhere;",
+    ),
+    "composite_collation": (
+        "ALTER TYPE app.pair ADD ATTRIBUTE c text COLLATE app.bytes;",
+        "ALTER TYPE app.pair DROP ATTRIBUTE c;",
+    ),
     "partitions": (
         "CREATE TABLE app.events (at date NOT NULL) PARTITION BY RANGE (at);\n"
         "CREATE TABLE app.events_2026 (at date NOT NULL);\n"
@@ -312,6 +365,11 @@ FORGOTTEN = {
         "ALTER ROLE dbamgr_incremental_reader RENAME TO dbamgr_incremental_reader2;",
         "~ table app.parent: acl:",
     ),
+    "default_privileges": (
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA app "
+        "GRANT SELECT ON TABLES TO dbamgr_incremental_reader;",
+        "+ default privileges on tables in schema app (added)",
+    ),
     "column_grant_only": (
         "GRANT UPDATE (label) ON app.child TO dbamgr_incremental_reader;",
         "~ table app.child: column label: acl: (none) → "
@@ -319,7 +377,7 @@ FORGOTTEN = {
     ),
     "rename_collation": (
         "ALTER COLLATION app.bytes RENAME TO octets;",
-        "~ table app.tagged: column code: collation: bytes → octets",
+        "~ table app.tagged: column code: collation: app.bytes → app.octets",
     ),
     "extension_set_schema": (
         "CREATE SCHEMA ext;\nALTER EXTENSION citext SET SCHEMA ext;",

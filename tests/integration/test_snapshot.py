@@ -53,6 +53,10 @@ def fixture_snapshots(pg_cluster: LocalCluster) -> Iterator[list[Snapshot]]:
         conn.execute(f"CREATE ROLE {OWNER} LOGIN")
         conn.execute(f"GRANT {READER} TO {OWNER}")
         conn.execute(f"ALTER DATABASE snap_b OWNER TO {OWNER}")
+    with psycopg.connect(url, autocommit=True) as conn:
+        # an extension that is not trusted, made by the superuser
+        conn.execute("CREATE EXTENSION postgres_fdw")
+        conn.execute(f"GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO {OWNER}")
     with psycopg.connect(as_role(url, OWNER), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION btree_gist")
         conn.execute(FIXTURE.replace(f"CREATE ROLE {READER};", ""))
@@ -74,7 +78,7 @@ def test_every_object_kind_is_captured(fixture_snapshots: list[Snapshot]) -> Non
     assert accounts["rls"] is True and accounts["comment"] == "people who pay"
     columns = accounts["columns"]
     assert columns["id"]["identity"] == "always"
-    assert columns["name"]["collation"] == "C"
+    assert columns["name"]["collation"] == '"C"'
     assert columns["name"]["default"] == "'anon'::text"
     assert columns["balance"]["type"] == "numeric(12,2)"
     assert columns["balance"]["comment"] == "in euros"
@@ -124,6 +128,154 @@ def test_every_object_kind_is_captured(fixture_snapshots: list[Snapshot]) -> Non
         "y double precision",
     ]
     assert types["app.floatrange"]["subtype"] == "double precision"
+
+
+@pytest.fixture(scope="module")
+def major(pg_cluster: LocalCluster) -> int:
+    with pg_cluster.connect() as conn:
+        return int(conn.info.server_version // 10000)
+
+
+def test_definitions_are_read_exactly(
+    fixture_snapshots: list[Snapshot], pg_cluster: LocalCluster, major: int
+) -> None:
+    objects = fixture_snapshots[0].objects
+    # PostgreSQL 16 stopped qualifying the columns of a view's only table
+    prefix = "accounts." if major < 16 else ""
+    assert objects["views"]["app.happy_accounts"]["definition"] == (
+        f" SELECT {prefix}id,\n    {prefix}email\n   FROM app.accounts\n"
+        f"  WHERE {prefix}mood = 'happy'::app.mood;"
+    )
+    assert objects["views"]["app.account_counts"]["definition"] == (
+        f" SELECT {prefix}mood,\n    count(*) AS n\n   FROM app.accounts\n"
+        f"  GROUP BY {prefix}mood;"
+    )
+
+    add = objects["functions"]["app.add(a integer, b integer)"]
+    assert (add["language"], add["arguments"], add["result"]) == (
+        "sql",
+        "a integer, b integer DEFAULT 1",
+        "integer",
+    )
+    assert add["body"] == "RETURN (a + b)"
+    assert (add["strict"], add["parallel"]) == (True, "safe")
+    reset = objects["functions"]["app.reset_mood(IN who bigint)"]
+    assert reset["body"] == (
+        "BEGIN ATOMIC\n UPDATE app.accounts SET mood = 'ok'::app.mood\n"
+        "   WHERE (accounts.id = reset_mood.who);\nEND"
+    )
+    assert objects["functions"]["app.total(integer)"]["aggregate"] == {
+        "transition": "int4pl",
+        "final": None,
+        "state_type": "integer",
+        "initial": "0",
+    }
+
+    email = objects["types"]["app.email"]
+    assert email["base_type"] == "public.citext"
+    assert email["checks"] == {
+        "email_check": "CHECK (VALUE OPERATOR(public.~) '@'::public.citext)"
+    }
+    assert email["default"] == "'nobody@example.com'::public.citext"
+
+    events = objects["tables"]["app.events"]
+    assert events["indexes"]["events_payload"]["definition"] == (
+        "CREATE INDEX events_payload ON ONLY app.events USING gin (payload)"
+    )
+    counts = objects["views"]["app.account_counts"]
+    assert counts["indexes"]["account_counts_mood"]["definition"] == (
+        "CREATE UNIQUE INDEX account_counts_mood ON app.account_counts "
+        "USING btree (mood)"
+    )
+    accounts = objects["tables"]["app.accounts"]
+    assert accounts["triggers"]["accounts_touch"]["definition"] == (
+        "CREATE TRIGGER accounts_touch BEFORE INSERT ON app.accounts "
+        "FOR EACH ROW EXECUTE FUNCTION app.touch()"
+    )
+    assert accounts["columns"]["ticket"]["default"] == (
+        "nextval('app.ticket_seq'::regclass)"
+    )
+    assert objects["sequences"]["app.ticket_seq"]["type"] == "integer"
+    assert objects["sequences"]["app.accounts_id_seq"]["type"] == "bigint"
+
+    with pg_cluster.connect() as conn:
+        version = conn.execute(
+            "SELECT default_version FROM pg_available_extensions WHERE name = 'citext'"
+        ).fetchone()
+    assert objects["extensions"]["citext"] == {
+        "schema": "public",
+        "version": version[0] if version else None,
+        "comment": "emails",
+    }
+
+
+def test_privileges_of_columns_functions_sequences_and_types(
+    fixture_snapshots: list[Snapshot],
+) -> None:
+    objects = fixture_snapshots[0].objects
+    columns = objects["tables"]["app.accounts"]["columns"]
+    assert columns["name"]["acl"] == [f"{READER}=w/(owner)"]
+    assert columns["nickname"]["acl"] == [f"{READER}=w/(owner)"]
+    assert columns["email"]["acl"] is None
+    assert objects["functions"]["app.add(a integer, b integer)"]["acl"] == [
+        "(owner)=X/(owner)",
+        "=X/(owner)",
+        f"{READER}=X/(owner)",
+    ]
+    assert objects["sequences"]["app.ticket_seq"]["acl"] == [
+        "(owner)=rwU/(owner)",
+        f"{READER}=U/(owner)",
+    ]
+    assert objects["types"]["app.mood"]["acl"] == [
+        "(owner)=U/(owner)",
+        "=U/(owner)",
+        f"{READER}=U/(owner)",
+    ]
+
+
+def test_default_privileges_are_captured(fixture_snapshots: list[Snapshot]) -> None:
+    assert fixture_snapshots[0].objects["default_privileges"] == {
+        "on tables in schema app": {"acl": [f"{READER}=r/(owner)"]},
+        # the global entry replaces the built-in defaults: PUBLIC lost EXECUTE
+        "on functions": {"acl": ["(owner)=X/(owner)"]},
+        f"for role {READER} on sequences in schema app": {"acl": ["=U/(owner)"]},
+    }
+
+
+def test_collations_outside_pg_catalog_are_qualified(
+    fixture_snapshots: list[Snapshot],
+) -> None:
+    objects = fixture_snapshots[0].objects
+    columns = objects["tables"]["app.accounts"]["columns"]
+    assert columns["name"]["collation"] == '"C"'
+    assert columns["nickname"]["collation"] == 'app."C"'
+    assert objects["types"]["app.code"]["collation"] == 'app."C"'
+    # a domain that keeps its base type's collation names none
+    assert objects["types"]["app.email"]["collation"] is None
+    assert objects["types"]["app.label"]["attributes"] == [
+        'sorted text COLLATE "C"',
+        'coded text COLLATE app."C"',
+        "plain text",
+    ]
+
+
+def test_policies_materialized_views_replica_identity_and_foreign_tables(
+    fixture_snapshots: list[Snapshot],
+) -> None:
+    objects = fixture_snapshots[0].objects
+    accounts = objects["tables"]["app.accounts"]
+    assert accounts["policies"]["own_account"]["comment"] == "each sees their own"
+    assert objects["views"]["app.account_counts"]["populated"] is True
+    assert objects["views"]["app.pending"]["populated"] is False
+    assert "populated" not in objects["views"]["app.happy_accounts"]
+    assert accounts["replica_identity"] == "index accounts_email_key"
+    assert objects["tables"]["app.sessions"]["replica_identity"] == "full"
+    assert objects["tables"]["app.events"]["replica_identity"] == "default"
+    remote = objects["tables"]["app.remote_accounts"]
+    assert remote["kind"] == "foreign table"
+    assert remote["server"] == "elsewhere"
+    assert remote["foreign_options"] == ["schema_name=app", "table_name=accounts"]
+    assert "server" not in accounts
 
 
 def test_owners_are_named_apart_from_privileges(

@@ -58,7 +58,19 @@ def _owner(owner: str) -> str:
     return f"NULLIF(pg_get_userbyid({owner}), current_user)::text"
 
 
-ONLY_KINDS = ("schemas", "relations", "functions", "types", "extensions")
+def _collation(oid: str) -> str:
+    # quoted, and qualified outside pg_catalog: app."C" is not "C"
+    return f"{oid}::regcollation::text"
+
+
+ONLY_KINDS = (
+    "schemas",
+    "relations",
+    "functions",
+    "types",
+    "extensions",
+    "default_privileges",
+)
 
 # the sections of the query each kind of object needs
 _SECTIONS = {
@@ -76,6 +88,7 @@ _SECTIONS = {
     "functions": ("functions",),
     "types": ("types", "parts"),
     "extensions": ("extensions",),
+    "default_privileges": ("default_privileges",),
 }
 
 
@@ -117,6 +130,20 @@ def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> 
         'oid', r.oid, 'schema', r.nspname, 'name', r.relname, 'kind', r.relkind,
         'filenode', r.relfilenode, 'persistence', r.relpersistence,
         'rls', r.relrowsecurity, 'rls_forced', r.relforcerowsecurity,
+        'replica_identity', r.relreplident,
+        'replica_index', CASE WHEN r.relreplident = 'i' THEN
+                             (SELECT ic.relname FROM pg_index i
+                              JOIN pg_class ic ON ic.oid = i.indexrelid
+                              WHERE i.indrelid = r.oid AND i.indisreplident) END,
+        'populated', r.relispopulated,
+        'server', CASE WHEN r.relkind = 'f' THEN
+                      (SELECT fs.srvname FROM pg_foreign_table ft
+                       JOIN pg_foreign_server fs ON fs.oid = ft.ftserver
+                       WHERE ft.ftrelid = r.oid) END,
+        'foreign_options', CASE WHEN r.relkind = 'f' THEN
+                               (SELECT array_agg(o ORDER BY o COLLATE "C")
+                                FROM pg_foreign_table ft, unnest(ft.ftoptions) o
+                                WHERE ft.ftrelid = r.oid) END,
         'options', (SELECT array_agg(o ORDER BY o COLLATE "C")
                     FROM unnest(r.reloptions) o),
         'owner', {_owner("r.relowner")},
@@ -149,8 +176,7 @@ def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> 
                                || pg_get_expr(d.adbin, d.adrelid) END,
         'identity', NULLIF(a.attidentity::text, ''),
         'collation', CASE WHEN a.attcollation <> t.typcollation
-                          THEN (SELECT co.collname FROM pg_collation co
-                                WHERE co.oid = a.attcollation) END,
+                          THEN {_collation("a.attcollation")} END,
         'comment', {_comment("a.attrelid", "pg_class", "a.attnum")},
         'acl', CASE WHEN a.attacl IS NOT NULL
                     THEN {_acl("a.attacl", "r.relowner")} END) AS col
@@ -189,7 +215,7 @@ def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> 
         'comment', {_comment("t.oid", "pg_trigger")}))
     FROM pg_trigger t JOIN rels r ON r.oid = t.tgrelid
     WHERE NOT t.tgisinternal""",
-        "policies": """
+        "policies": f"""
     SELECT json_agg(json_build_object(
         'schema', r.nspname, 'relation', r.relname, 'name', p.polname,
         'command', p.polcmd, 'permissive', p.polpermissive,
@@ -198,7 +224,8 @@ def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> 
                                   ELSE pg_get_userbyid(x)::text END AS y
                       FROM unnest(p.polroles) x) z),
         'using', pg_get_expr(p.polqual, p.polrelid),
-        'check', pg_get_expr(p.polwithcheck, p.polrelid)))
+        'check', pg_get_expr(p.polwithcheck, p.polrelid),
+        'comment', {_comment("p.oid", "pg_policy")}))
     FROM pg_policy p JOIN rels r ON r.oid = p.polrelid""",
         "sequences": f"""
     SELECT json_agg(json_build_object(
@@ -257,17 +284,23 @@ def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> 
         'base_type', CASE WHEN t.typtype = 'd'
                           THEN format_type(t.typbasetype, t.typtypmod) END,
         'not_null', CASE WHEN t.typtype = 'd' THEN t.typnotnull END,
-        'default', t.typdefault,
-        'collation', CASE WHEN t.typtype = 'd' AND t.typcollation <> 0
-                          THEN (SELECT co.collname FROM pg_collation co
-                                WHERE co.oid = t.typcollation) END,
+        'default', CASE WHEN t.typtype = 'd' THEN pg_get_expr(t.typdefaultbin, 0) END,
+        'collation', CASE WHEN t.typtype = 'd' AND t.typcollation <>
+                               (SELECT b.typcollation FROM pg_type b
+                                WHERE b.oid = t.typbasetype)
+                          THEN {_collation("t.typcollation")} END,
         'constraints', (SELECT json_object_agg(c.conname,
                                                pg_get_constraintdef(c.oid, true))
-                        FROM pg_constraint c WHERE c.contypid = t.oid),
-        'attributes', (SELECT array_agg(quote_ident(a.attname) || ' '
-                                        || format_type(a.atttypid, a.atttypmod)
-                                        ORDER BY a.attnum)
-                       FROM pg_attribute a
+                        FROM pg_constraint c
+                        WHERE c.contypid = t.oid AND c.contype <> 'n'),
+        'attributes', (SELECT array_agg(
+                           quote_ident(a.attname) || ' '
+                           || format_type(a.atttypid, a.atttypmod)
+                           || CASE WHEN a.attcollation <> at.typcollation
+                                   THEN ' COLLATE ' || {_collation("a.attcollation")}
+                                   ELSE '' END
+                           ORDER BY a.attnum)
+                       FROM pg_attribute a JOIN pg_type at ON at.oid = a.atttypid
                        WHERE t.typtype = 'c' AND a.attrelid = t.typrelid
                          AND a.attnum > 0 AND NOT a.attisdropped),
         'subtype', (SELECT format_type(rg.rngsubtype, NULL) FROM pg_range rg
@@ -305,9 +338,19 @@ def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> 
         "extensions": f"""
     SELECT json_agg(json_build_object(
         'oid', e.oid, 'name', e.extname, 'schema', n.nspname,
-        'version', e.extversion))
+        'version', e.extversion,
+        'comment', {_comment("e.oid", "pg_extension")}))
     FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
     WHERE e.extname <> 'plpgsql' AND {only("e.oid", "extensions")}""",
+        "default_privileges": f"""
+    -- what objects a role makes later get: globally, or in one schema
+    SELECT json_agg(json_build_object(
+        'oid', d.oid, 'role', {_owner("d.defaclrole")}, 'schema', n.nspname,
+        'objects', d.defaclobjtype,
+        'acl', {_acl("d.defaclacl", "d.defaclrole")}))
+    FROM pg_default_acl d LEFT JOIN ns n ON n.oid = d.defaclnamespace
+    WHERE (d.defaclnamespace = 0 OR n.oid IS NOT NULL)
+      AND {only("d.oid", "default_privileges")}""",
     }
     if kinds is None:
         wanted = list(sections)

@@ -19,6 +19,7 @@ _SINGULAR = {
     "tables": "table",
     "views": "view",
     "functions": "function",
+    "default_privileges": "default privileges",
     "columns": "column",
     "constraints": "constraint",
     "indexes": "index",

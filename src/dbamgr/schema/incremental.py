@@ -51,6 +51,7 @@ _ONLY = {
     "type": "types",
     "schema": "schemas",
     "ext": "extensions",
+    "defacl": "default_privileges",
 }
 
 # the mark for the next run, which starts after this refresh
@@ -111,6 +112,12 @@ UNION ALL
 SELECT 'schema', n.oid FROM pg_namespace n WHERE age(n.xmin) <= (SELECT a FROM mark)
 UNION ALL
 SELECT 'ext', e.oid FROM pg_extension e WHERE age(e.xmin) <= (SELECT a FROM mark)
+UNION ALL
+-- every entry of default privileges (a few rows): written ones, and the others,
+-- whose absence tells an entry the run removed
+SELECT CASE WHEN age(d.xmin) <= (SELECT a FROM mark) THEN 'defacl'
+            ELSE 'defacl:kept' END, d.oid
+FROM pg_default_acl d
 UNION ALL
 {OWNERS.format(source="unnest(%(objects)s::text[], %(object_ids)s::oid[])")}
 UNION ALL
@@ -283,11 +290,16 @@ class SnapshotCache:
         if self._next_roles != roles:
             logger.debug("roles were created, dropped or renamed: reading everything")
             return None
-        dirty = self._owners(rows)
+        kept = {oid for cls, oid in rows if cls == "defacl:kept"}
+        dirty = self._owners([row for row in rows if row[0] != "defacl:kept"])
         if dirty is not None:
+            assert self.current is not None
             # locked relations that are gone now (dropped) are dirty too
-            known = self.current.catalog.get("rel", {}) if self.current else {}
+            known = self.current.catalog.get("rel", {})
             dirty["rel"] |= touched.relations & set(known)
+            # and so are the entries of default privileges that are gone
+            entries = set(self.current.catalog.get("defacl", {}))
+            dirty["defacl"] |= entries - kept
         return dirty
 
     def _captured_dirty(self, touched: Touched) -> dict[str, set[int]] | None:

@@ -21,6 +21,7 @@ MAPPED_CATALOGS = frozenset(
         "pg_type",
         "pg_namespace",
         "pg_extension",
+        "pg_default_acl",
         "pg_constraint",
         "pg_trigger",
         "pg_policy",

@@ -35,7 +35,16 @@ READER_SESSION = (
     "SET plan_cache_mode = force_generic_plan; SET search_path = pg_catalog"
 )
 _READ_SETTINGS = "SELECT set_config('search_path', 'pg_catalog', true)"
-KINDS = ("schemas", "extensions", "types", "sequences", "tables", "views", "functions")
+KINDS = (
+    "schemas",
+    "extensions",
+    "types",
+    "sequences",
+    "tables",
+    "views",
+    "functions",
+    "default_privileges",
+)
 NESTED = ("columns", "constraints", "indexes", "triggers", "policies")
 
 # the catalogs of the objects a snapshot reads whole -> their class in
@@ -46,6 +55,7 @@ CATALOG_CLASSES = {
     "pg_type": "type",
     "pg_namespace": "schema",
     "pg_extension": "ext",
+    "pg_default_acl": "defacl",
 }
 _PLAIN_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_$]*$")
 
@@ -57,6 +67,15 @@ _RELATION_KINDS = {
     "m": "materialized view",
 }
 _PERSISTENCE = {"p": "permanent", "u": "unlogged", "t": "temporary"}
+_REPLICA_IDENTITY = {"d": "default", "n": "nothing", "f": "full", "i": "index"}
+_DEFAULT_PRIVILEGE_OBJECTS = {
+    "r": "tables",
+    "S": "sequences",
+    "f": "functions",
+    "T": "types",
+    "n": "schemas",
+    "L": "large objects",
+}
 _CONSTRAINT_TYPES = {
     "p": "primary key",
     "f": "foreign key",
@@ -244,6 +263,10 @@ def build_snapshot(raw: dict[str, Any], server_major: int) -> Snapshot:
         objects["schemas"][quote_name(row["name"])] = _without(row, "name", "oid")
     for row in _rows(raw, "extensions"):
         objects["extensions"][quote_name(row["name"])] = _without(row, "name", "oid")
+    for row in _rows(raw, "default_privileges"):
+        objects["default_privileges"][default_privileges_name(row)] = {
+            "acl": row["acl"]
+        }
     for row in _rows(raw, "sequences"):
         name = qualify(row["schema"], row["name"])
         objects["sequences"][name] = _without(row, "schema", "name", "oid")
@@ -297,6 +320,7 @@ def _catalog_index(raw: dict[str, Any]) -> dict[str, dict[int, tuple[str, str]]]
         "type": {},
         "schema": {},
         "ext": {},
+        "defacl": {},
     }
     for row in _rows(raw, "relations"):
         kind = "views" if row["kind"] in ("v", "m") else "tables"
@@ -315,7 +339,23 @@ def _catalog_index(raw: dict[str, Any]) -> dict[str, dict[int, tuple[str, str]]]
         index["schema"][int(row["oid"])] = ("schemas", quote_name(row["name"]))
     for row in _rows(raw, "extensions"):
         index["ext"][int(row["oid"])] = ("extensions", quote_name(row["name"]))
+    for row in _rows(raw, "default_privileges"):
+        name = default_privileges_name(row)
+        index["defacl"][int(row["oid"])] = ("default_privileges", name)
     return index
+
+
+def default_privileges_name(row: dict[str, Any]) -> str:
+    """``for role bob on tables in schema app``, as ALTER DEFAULT PRIVILEGES says
+    it; without the role when it is the one that reads the snapshot."""
+    words = []
+    if row["role"] is not None:
+        words.append(f"for role {quote_name(row['role'])}")
+    objects = row["objects"]
+    words.append(f"on {_DEFAULT_PRIVILEGE_OBJECTS.get(objects, objects)}")
+    if row["schema"] is not None:
+        words.append(f"in schema {quote_name(row['schema'])}")
+    return " ".join(words)
 
 
 def _add_relations(
@@ -325,18 +365,37 @@ def _add_relations(
     for row in _rows(raw, "relations"):
         name = qualify(row["schema"], row["name"])
         attributes = _without(
-            row, "schema", "name", "kind", "persistence", "oid", "filenode"
+            row,
+            "schema",
+            "name",
+            "kind",
+            "persistence",
+            "oid",
+            "filenode",
+            "replica_index",
         )
         attributes["kind"] = _RELATION_KINDS[row["kind"]]
         attributes["persistence"] = _PERSISTENCE[row["persistence"]]
         for nested in NESTED:
             attributes[nested] = {}
         if row["kind"] in ("v", "m"):
-            for unused in ("partition_key", "partition_of", "partition_bound"):
-                attributes.pop(unused)
+            unused = ["partition_key", "partition_of", "partition_bound"]
+            unused += ["replica_identity", "server", "foreign_options"]
+            if row["kind"] == "v":
+                unused.append("populated")
+            for key in unused:
+                attributes.pop(key)
             objects["views"][name] = attributes
         else:
-            attributes.pop("definition")
+            for key in ("definition", "populated"):
+                attributes.pop(key)
+            identity = _REPLICA_IDENTITY[row["replica_identity"]]
+            if row["replica_index"] is not None:
+                identity += f" {quote_name(row['replica_index'])}"
+            attributes["replica_identity"] = identity
+            if row["kind"] != "f":
+                for key in ("server", "foreign_options"):
+                    attributes.pop(key)
             objects["tables"][name] = attributes
         relations[name] = attributes
     return relations
