@@ -348,27 +348,48 @@ def test_two_builds_give_byte_identical_snapshots(
     assert not diff_snapshots(first, second)
 
 
-def test_snapshots_do_not_depend_on_the_search_path(
+def test_snapshots_do_not_depend_on_session_settings(
     pg_cluster: LocalCluster, fixture_snapshots: list[Snapshot]
 ) -> None:
-    # a database whose sessions see app and public unqualified
-    url = pg_cluster.create_database("snap_path")
+    # a database whose sessions, once the schema is built, see app and public
+    # unqualified, and print times, intervals, floats and bytes in other styles
+    url = pg_cluster.create_database("snap_settings")
+    settings = {
+        "search_path": "app, public",
+        "TimeZone": "'Asia/Tokyo'",
+        "DateStyle": "German",
+        "IntervalStyle": "sql_standard",
+        "extra_float_digits": "0",
+        "bytea_output": "escape",
+    }
     try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("ALTER DATABASE snap_path SET search_path = app, public")
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION btree_gist")
             conn.execute(FIXTURE.replace(f"CREATE ROLE {READER};", ""))
-            under_setting = take_snapshot(conn)
+            for name, value in settings.items():
+                conn.execute(f"ALTER DATABASE snap_settings SET {name} = {value}")
+        with psycopg.connect(url, autocommit=True) as conn:
+            under_settings = take_snapshot(conn)
             conn.execute("SET search_path = public")
             under_public = take_snapshot(conn)
-            # the session's own setting is left as it was
+            # the session's own settings are left as they were
             assert conn.execute("SHOW search_path").fetchone() == ("public",)
+            assert conn.execute("SHOW TimeZone").fetchone() == ("Asia/Tokyo",)
     finally:
-        pg_cluster.drop_database("snap_path")
+        pg_cluster.drop_database("snap_settings")
     expected = fixture_snapshots[0].to_json()
-    assert under_setting.to_json() == expected
+    assert under_settings.to_json() == expected
     assert under_public.to_json() == expected
+    sessions = fixture_snapshots[0].objects["tables"]["app.sessions"]
+    assert [sessions["columns"][c]["default"] for c in ("ttl", "weight", "salt")] == [
+        "'1 day 02:00:00'::interval",
+        "0.3333333333333333",
+        "'\\x00ff'::bytea",
+    ]
+    events_2026 = fixture_snapshots[0].objects["tables"]["app.events_2026"]
+    assert events_2026["partition_bound"] == (
+        "FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2027-01-01 00:00:00+00')"
+    )
 
 
 def test_drift_is_blind_to_search_path_settings(

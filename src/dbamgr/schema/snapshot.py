@@ -28,13 +28,34 @@ from dbamgr.schema.catalog import snapshot_query
 # the owner as "(owner)"; files of format 1 are still read
 FORMAT = 2
 _READABLE_FORMATS = (1, 2)
-# A snapshot is read with pg_catalog alone in the search_path, so that every
-# name outside it prints qualified (public.t, app.mood), whatever the session's
-# or the database's setting: definitions then compare across databases.
-READER_SESSION = (
-    "SET plan_cache_mode = force_generic_plan; SET search_path = pg_catalog"
-)
-_READ_SETTINGS = "SELECT set_config('search_path', 'pg_catalog', true)"
+# The settings a snapshot is read with, whatever the session's or the
+# database's: pg_catalog alone in the search_path, so that every name outside
+# it prints qualified (public.t, app.mood); and fixed styles for the values in
+# defaults and partition bounds (times, intervals, floats, bytes, strings).
+# Definitions then compare across databases.
+_SETTINGS = {
+    "search_path": "pg_catalog",
+    "TimeZone": "UTC",
+    "DateStyle": "ISO, MDY",
+    "IntervalStyle": "postgres",
+    "extra_float_digits": "1",
+    "bytea_output": "hex",
+    "standard_conforming_strings": "on",
+}
+
+
+def _set_configs(local: bool) -> str:
+    calls = ", ".join(
+        f"set_config('{name}', '{value}', {str(local).lower()})"
+        for name, value in _SETTINGS.items()
+    )
+    return f"SELECT {calls}"
+
+
+# for a session that reads snapshots only, with one generic plan
+READER_SESSION = "SET plan_cache_mode = force_generic_plan; " + _set_configs(False)
+# for one read within a transaction of its own
+_READ_SETTINGS = _set_configs(True)
 KINDS = (
     "schemas",
     "extensions",
@@ -486,11 +507,12 @@ def take_snapshot(
     With *only* (a kind of :data:`~dbamgr.schema.catalog.ONLY_KINDS` -> oids), the
     snapshot holds just those objects (none of the kinds not named).
 
-    Names print as seen from pg_catalog alone: every object outside it is
-    qualified, whatever the search_path. With *reader* (a session set up by
+    Names print as seen from pg_catalog alone (every object outside it is
+    qualified) and values in fixed styles (UTC, ISO dates), whatever the
+    session's settings. With *reader* (a session set up by
     :func:`prepare_reader`) the prepared query runs as it is; else within a
-    transaction (a savepoint inside one) that sets the search_path for itself
-    and is rolled back, which leaves the session as it was.
+    transaction (a savepoint inside one) that sets them for itself and is
+    rolled back, which leaves the session as it was.
     """
     version = conn.info.server_version
     params: dict[str, Any] = {"excluded": list(exclude_schemas)}

@@ -32,6 +32,9 @@ CREATE UNLOGGED TABLE app.sessions (
     account_id bigint NOT NULL REFERENCES app.accounts (id)
         ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
     during tstzrange,
+    ttl interval NOT NULL DEFAULT '1 day 02:00:00',
+    weight double precision DEFAULT 0.3333333333333333,
+    salt bytea DEFAULT '\x00ff',
     EXCLUDE USING gist (token WITH =, during WITH &&)
 ) WITH (fillfactor = 70);
 CREATE TABLE app.events (
