@@ -9,12 +9,22 @@ triggers say what changed) and without it (the catalogs are scanned).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from tests.conftest import ProjectFactory
 
 from dbamgr.server import LocalCluster
-from dbamgr.verify import verify
+from dbamgr.verify import VerifyReport, verify
 
+ROLES = """\
+CREATE ROLE dbamgr_incremental_reader;
+CREATE ROLE dbamgr_incremental_owner;
+"""
+ROLES_DOWN = """\
+DROP ROLE dbamgr_incremental_reader;
+DROP ROLE dbamgr_incremental_owner;
+"""
 BASE = """\
 CREATE SCHEMA app;
 CREATE TYPE app.mood AS ENUM ('sad', 'ok');
@@ -29,8 +39,42 @@ CREATE FUNCTION app.f() RETURNS integer LANGUAGE sql RETURN 1;
 CREATE FUNCTION app.trg() RETURNS trigger LANGUAGE plpgsql AS
     $$BEGIN RETURN NEW; END$$;
 CREATE VIEW app.parents AS SELECT id, note FROM app.parent;
-CREATE ROLE dbamgr_incremental_reader;
+CREATE MATERIALIZED VIEW app.parent_count AS SELECT count(*) AS n FROM app.parent;
+CREATE EXTENSION citext WITH SCHEMA public;
 """
+BASE_DOWN = "DROP SCHEMA app CASCADE;\nDROP EXTENSION citext;"
+# objects whose changes make the cache read everything
+SHARED = """\
+CREATE COLLATION app.bytes FROM "C";
+CREATE TABLE app.tagged (id integer, tag public.citext, code text COLLATE app.bytes);
+GRANT SELECT ON app.parent TO dbamgr_incremental_reader;
+CREATE POLICY readers ON app.parent TO dbamgr_incremental_reader USING (true);
+CREATE FUNCTION app.owned() RETURNS integer LANGUAGE sql RETURN 1;
+CREATE TYPE app.owned_type AS ENUM ('x');
+GRANT EXECUTE ON FUNCTION app.owned() TO dbamgr_incremental_reader;
+ALTER FUNCTION app.owned() OWNER TO dbamgr_incremental_owner;
+ALTER TYPE app.owned_type OWNER TO dbamgr_incremental_owner;
+CREATE EXTENSION postgres_fdw;
+CREATE SERVER elsewhere FOREIGN DATA WRAPPER postgres_fdw;
+CREATE FOREIGN TABLE app.remote (id integer) SERVER elsewhere
+    OPTIONS (table_name 'remote');
+"""
+SHARED_DOWN = """\
+DROP FOREIGN TABLE app.remote;
+DROP SERVER elsewhere;
+DROP EXTENSION postgres_fdw;
+DROP TYPE app.owned_type;
+DROP FUNCTION app.owned();
+DROP POLICY readers ON app.parent;
+REVOKE SELECT ON app.parent FROM dbamgr_incremental_reader;
+DROP TABLE app.tagged;
+DROP COLLATION app.bytes;
+"""
+ROLE_NAMES = (
+    "dbamgr_incremental_reader",
+    "dbamgr_incremental_reader2",
+    "dbamgr_incremental_owner",
+)
 
 CASES = {
     "add_drop_column": (
@@ -149,7 +193,77 @@ CASES = {
         "ALTER SCHEMA app RENAME TO application;",
         "ALTER SCHEMA application RENAME TO app;",
     ),
-    "extensions": ("CREATE EXTENSION citext;", "DROP EXTENSION citext;"),
+    "extensions": ("CREATE EXTENSION btree_gist;", "DROP EXTENSION btree_gist;"),
+    "column_grant_only": (
+        "GRANT UPDATE (label) ON app.child TO dbamgr_incremental_reader;",
+        "REVOKE UPDATE (label) ON app.child FROM dbamgr_incremental_reader;",
+    ),
+    "extension_set_schema": (
+        "CREATE SCHEMA ext;\nALTER EXTENSION citext SET SCHEMA ext;",
+        "ALTER EXTENSION citext SET SCHEMA public;\nDROP SCHEMA ext;",
+    ),
+    "extension_members": (
+        "ALTER EXTENSION citext ADD FUNCTION app.f();",
+        "ALTER EXTENSION citext DROP FUNCTION app.f();",
+    ),
+    "rename_collation": (
+        "ALTER COLLATION app.bytes RENAME TO octets;",
+        "ALTER COLLATION app.octets RENAME TO bytes;",
+    ),
+    "reassign_owned": (
+        "REASSIGN OWNED BY dbamgr_incremental_owner TO CURRENT_USER;",
+        "ALTER FUNCTION app.owned() OWNER TO dbamgr_incremental_owner;\n"
+        "ALTER TYPE app.owned_type OWNER TO dbamgr_incremental_owner;",
+    ),
+    "rename_role": (
+        "ALTER ROLE dbamgr_incremental_reader RENAME TO dbamgr_incremental_reader2;",
+        "ALTER ROLE dbamgr_incremental_reader2 RENAME TO dbamgr_incremental_reader;",
+    ),
+    "default_privileges": (
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA app "
+        "GRANT SELECT ON TABLES TO dbamgr_incremental_reader;\n"
+        "ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;\n"
+        "ALTER DEFAULT PRIVILEGES FOR ROLE dbamgr_incremental_owner "
+        "GRANT USAGE ON TYPES TO dbamgr_incremental_reader;",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE dbamgr_incremental_owner "
+        "REVOKE USAGE ON TYPES FROM dbamgr_incremental_reader;\n"
+        "ALTER DEFAULT PRIVILEGES GRANT EXECUTE ON FUNCTIONS TO PUBLIC;\n"
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA app "
+        "REVOKE SELECT ON TABLES FROM dbamgr_incremental_reader;",
+    ),
+    "policy_and_extension_comments": (
+        "COMMENT ON POLICY readers ON app.parent IS 'r';\n"
+        "COMMENT ON EXTENSION citext IS 'e';",
+        "COMMENT ON POLICY readers ON app.parent IS NULL;\n"
+        "COMMENT ON EXTENSION citext IS "
+        "'data type for case-insensitive character strings';",
+    ),
+    "materialized_view_data": (
+        "REFRESH MATERIALIZED VIEW app.parent_count WITH NO DATA;",
+        "REFRESH MATERIALIZED VIEW app.parent_count;",
+    ),
+    "replica_identity": (
+        "ALTER TABLE app.child REPLICA IDENTITY USING INDEX child_pkey;\n"
+        "ALTER TABLE app.parent REPLICA IDENTITY FULL;",
+        "ALTER TABLE app.parent REPLICA IDENTITY DEFAULT;\n"
+        "ALTER TABLE app.child REPLICA IDENTITY DEFAULT;",
+    ),
+    "foreign_tables": (
+        "ALTER FOREIGN TABLE app.remote OPTIONS (SET table_name 'other', "
+        "ADD schema_name 's');\nCREATE FOREIGN TABLE app.remote2 (id integer) "
+        "SERVER elsewhere;",
+        "DROP FOREIGN TABLE app.remote2;\n"
+        "ALTER FOREIGN TABLE app.remote OPTIONS (SET table_name 'remote', "
+        "DROP schema_name);",
+    ),
+    "rename_server": (
+        "ALTER SERVER elsewhere RENAME TO faraway;",
+        "ALTER SERVER faraway RENAME TO elsewhere;",
+    ),
+    "composite_collation": (
+        "ALTER TYPE app.pair ADD ATTRIBUTE c text COLLATE app.bytes;",
+        "ALTER TYPE app.pair DROP ATTRIBUTE c;",
+    ),
     "partitions": (
         "CREATE TABLE app.events (at date NOT NULL) PARTITION BY RANGE (at);\n"
         "CREATE TABLE app.events_2026 (at date NOT NULL);\n"
@@ -197,27 +311,41 @@ CASES = {
 }
 
 
+def drop_roles(pg_cluster: LocalCluster) -> None:
+    with pg_cluster.connect() as conn:
+        for role in ROLE_NAMES:
+            conn.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def verify_case(
+    project_files: ProjectFactory,
+    pg_cluster: LocalCluster,
+    up: str,
+    down: str,
+    **options: Any,
+) -> VerifyReport:
+    """Verify the base migrations and then *up* and *down*."""
+    project_files.write_config(f'[server]\ndata_dir = "{pg_cluster.directory}"\n')
+    project_files.add("1", "roles", ROLES, ROLES_DOWN)
+    project_files.add("2", "base", BASE, BASE_DOWN)
+    project_files.add("3", "shared", SHARED, SHARED_DOWN)
+    project_files.add("4", "case", up, down)
+    drop_roles(pg_cluster)
+    try:
+        return verify(project_files.project, **options)
+    finally:
+        drop_roles(pg_cluster)
+
+
 @pytest.mark.parametrize("capture", [True, False], ids=["captured", "scanned"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_refreshed_snapshots_match_full_reads(
     case: str, capture: bool, project_files: ProjectFactory, pg_cluster: LocalCluster
 ) -> None:
-    project_files.write_config(f'[server]\ndata_dir = "{pg_cluster.directory}"\n')
-    project_files.add(
-        "1",
-        "base",
-        BASE,
-        "DROP SCHEMA app CASCADE;\nDROP ROLE dbamgr_incremental_reader;",
-    )
     up, down = CASES[case]
-    project_files.add("2", case, up, down)
-    with pg_cluster.connect() as conn:
-        conn.execute("DROP ROLE IF EXISTS dbamgr_incremental_reader")
-    try:
-        report = verify(project_files.project, snapshots="checked", capture=capture)
-    finally:
-        with pg_cluster.connect() as conn:
-            conn.execute("DROP ROLE IF EXISTS dbamgr_incremental_reader")
+    report = verify_case(
+        project_files, pg_cluster, up, down, snapshots="checked", capture=capture
+    )
     assert report.ok, [(m.ident, m.failures) for m in report.failed]
     assert report.snapshot_reads["partial"] > 0
     if capture:
@@ -229,3 +357,46 @@ def test_refreshed_snapshots_match_full_reads(
             assert report.snapshot_reads["full"] >= 4
     else:
         assert report.changes_found_by == "scanned"
+
+
+# ups whose change is left by a down that does nothing, and what verify says
+FORGOTTEN = {
+    "rename_role": (
+        "ALTER ROLE dbamgr_incremental_reader RENAME TO dbamgr_incremental_reader2;",
+        "~ table app.parent: acl:",
+    ),
+    "default_privileges": (
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA app "
+        "GRANT SELECT ON TABLES TO dbamgr_incremental_reader;",
+        "+ default privileges on tables in schema app (added)",
+    ),
+    "column_grant_only": (
+        "GRANT UPDATE (label) ON app.child TO dbamgr_incremental_reader;",
+        "~ table app.child: column label: acl: (none) → "
+        '["dbamgr_incremental_reader=w/(owner)"]',
+    ),
+    "rename_collation": (
+        "ALTER COLLATION app.bytes RENAME TO octets;",
+        "~ table app.tagged: column code: collation: app.bytes → app.octets",
+    ),
+    "extension_set_schema": (
+        "CREATE SCHEMA ext;\nALTER EXTENSION citext SET SCHEMA ext;",
+        "~ table app.tagged: column tag: type: public.citext → ext.citext",
+    ),
+    "reassign_owned": (
+        "REASSIGN OWNED BY dbamgr_incremental_owner TO CURRENT_USER;",
+        "~ function app.owned(): owner: dbamgr_incremental_owner → (none)",
+    ),
+}
+
+
+@pytest.mark.parametrize("capture", [True, False], ids=["captured", "scanned"])
+@pytest.mark.parametrize("case", sorted(FORGOTTEN))
+def test_a_down_that_forgets_is_caught(
+    case: str, capture: bool, project_files: ProjectFactory, pg_cluster: LocalCluster
+) -> None:
+    up, expected = FORGOTTEN[case]
+    report = verify_case(project_files, pg_cluster, up, "SELECT 1;", capture=capture)
+    assert [m.ident for m in report.failed] == ["4_case"]
+    described = [change.describe() for change in report.failed[0].down_diff]
+    assert any(line.startswith(expected) for line in described), described

@@ -19,7 +19,10 @@ so a migration that switches to another role (SET ROLE) is captured too.
 
 Event triggers need a superuser. Without them the cache scans as before.
 ``GRANT`` and ``REVOKE`` name no object to event triggers: the cache reads the
-whole schema after them.
+whole schema after them. Commands on roles (``ALTER ROLE … RENAME``,
+``REASSIGN OWNED``) fire no event trigger at all: the function also reports
+the locks the transaction holds on shared objects and catalogs, as a change to
+that catalog (``pg_authid``), which the cache answers with a whole read.
 """
 
 from __future__ import annotations
@@ -48,9 +51,12 @@ CREATE OR REPLACE FUNCTION {commands}() RETURNS event_trigger
 LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog AS $body$
 BEGIN
+    -- the commands of an extension's script make its members, which
+    -- snapshots leave out; the extension itself is noted
     INSERT INTO {table} (classid, objid, dropped)
     SELECT c.classid, c.objid, false
-    FROM pg_catalog.pg_event_trigger_ddl_commands() c;
+    FROM pg_catalog.pg_event_trigger_ddl_commands() c
+    WHERE NOT c.in_extension;
 END
 $body$;
 CREATE OR REPLACE FUNCTION {drops}() RETURNS event_trigger
@@ -79,6 +85,18 @@ BEGIN
     RETURN QUERY
     WITH taken AS (DELETE FROM {table} RETURNING classid, objid, dropped)
     SELECT t.classid::pg_catalog.regclass::text, t.objid, t.dropped FROM taken t;
+    -- Commands on roles (ALTER ROLE, REASSIGN OWNED) fire no event trigger.
+    -- What tells of them is a lock the transaction holds on a shared object
+    -- (a role: also taken by a command that names one) or a write lock on a
+    -- shared catalog (pg_authid), in database 0: noted as that catalog.
+    RETURN QUERY
+    SELECT coalesce(l.classid, l.relation)::pg_catalog.regclass::text,
+           coalesce(l.objid, 0::oid), false
+    FROM pg_catalog.pg_locks l
+    WHERE l.pid = pg_catalog.pg_backend_pid() AND l.database = 0
+      AND (l.locktype = 'object'
+           OR (l.locktype = 'relation' AND l.mode <> 'AccessShareLock'))
+    LIMIT 1;
 END
 $body$;
 GRANT USAGE ON SCHEMA {schema} TO PUBLIC;

@@ -27,14 +27,50 @@ def _comment(oid: str, catalog: str, subid: str = "0") -> str:
     )
 
 
-def _sorted_acl(column: str, kind: str | None = None, owner: str | None = None) -> str:
+# how privileges granted to or by an object's owner read, whoever owns it
+OWNER = "(owner)"
+
+
+def _acl(column: str, owner: str, kind: str | None = None) -> str:
     # NULL means the default privileges, which a GRANT then REVOKE spells out:
     # compare the spelled-out form, so that the two read the same
     source = f"coalesce({column}, acldefault('{kind}', {owner}))" if kind else column
-    return f"(SELECT array_agg(x::text ORDER BY x::text) FROM unnest({source}) x)"
+    # The owner's name as an aclitem prints it (quoted where needed): half of
+    # "name=U/name". An item "owner=..." or ".../owner" then reads "(owner)"
+    # there: the schema built by another role compares equal.
+    name = (
+        f"(SELECT left(m.t, (length(m.t) - 3) / 2) FROM (SELECT "
+        f"makeaclitem({owner}, {owner}, 'USAGE', false)::text) m(t))"
+    )
+    return f"""(SELECT array_agg(e.item ORDER BY e.item COLLATE "C")
+     FROM (SELECT CASE WHEN right(g.item, length(g.o) + 1) = '/' || g.o
+                       THEN left(g.item, -length(g.o)) || '{OWNER}'
+                       ELSE g.item END AS item
+           FROM (SELECT CASE WHEN starts_with(x::text, o.o || '=')
+                             THEN '{OWNER}' || substr(x::text, length(o.o) + 1)
+                             ELSE x::text END AS item, o.o
+                 FROM unnest({source}) x, {name} o(o)) g) e)"""
 
 
-ONLY_KINDS = ("schemas", "relations", "functions", "types", "extensions")
+def _owner(owner: str) -> str:
+    # the role that reads the snapshot (the one that applied the migrations)
+    # is named by no object: a schema built by another role compares equal
+    return f"NULLIF(pg_get_userbyid({owner}), current_user)::text"
+
+
+def _collation(oid: str) -> str:
+    # quoted, and qualified outside pg_catalog: app."C" is not "C"
+    return f"{oid}::regcollation::text"
+
+
+ONLY_KINDS = (
+    "schemas",
+    "relations",
+    "functions",
+    "types",
+    "extensions",
+    "default_privileges",
+)
 
 # the sections of the query each kind of object needs
 _SECTIONS = {
@@ -52,6 +88,7 @@ _SECTIONS = {
     "functions": ("functions",),
     "types": ("types", "parts"),
     "extensions": ("extensions",),
+    "default_privileges": ("default_privileges",),
 }
 
 
@@ -85,15 +122,32 @@ def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> 
     SELECT json_agg(json_build_object(
         'oid', ns.oid, 'name', ns.nspname,
         'comment', {_comment("ns.oid", "pg_namespace")},
-        'acl', {_sorted_acl("ns.nspacl", "n", "ns.nspowner")}))
+        'owner', {_owner("ns.nspowner")},
+        'acl', {_acl("ns.nspacl", "ns.nspowner", "n")}))
     FROM ns WHERE {only("ns.oid", "schemas")}""",
         "relations": f"""
     SELECT json_agg(json_build_object(
         'oid', r.oid, 'schema', r.nspname, 'name', r.relname, 'kind', r.relkind,
         'filenode', r.relfilenode, 'persistence', r.relpersistence,
         'rls', r.relrowsecurity, 'rls_forced', r.relforcerowsecurity,
-        'options', (SELECT array_agg(o ORDER BY o) FROM unnest(r.reloptions) o),
-        'acl', {_sorted_acl("r.relacl", "r", "r.relowner")},
+        'replica_identity', r.relreplident,
+        'replica_index', CASE WHEN r.relreplident = 'i' THEN
+                             (SELECT ic.relname FROM pg_index i
+                              JOIN pg_class ic ON ic.oid = i.indexrelid
+                              WHERE i.indrelid = r.oid AND i.indisreplident) END,
+        'populated', r.relispopulated,
+        'server', CASE WHEN r.relkind = 'f' THEN
+                      (SELECT fs.srvname FROM pg_foreign_table ft
+                       JOIN pg_foreign_server fs ON fs.oid = ft.ftserver
+                       WHERE ft.ftrelid = r.oid) END,
+        'foreign_options', CASE WHEN r.relkind = 'f' THEN
+                               (SELECT array_agg(o ORDER BY o COLLATE "C")
+                                FROM pg_foreign_table ft, unnest(ft.ftoptions) o
+                                WHERE ft.ftrelid = r.oid) END,
+        'options', (SELECT array_agg(o ORDER BY o COLLATE "C")
+                    FROM unnest(r.reloptions) o),
+        'owner', {_owner("r.relowner")},
+        'acl', {_acl("r.relacl", "r.relowner", "r")},
         'comment', {_comment("r.oid", "pg_class")},
         'partition_key', CASE WHEN r.relkind = 'p'
                               THEN pg_get_partkeydef(r.oid) END,
@@ -122,10 +176,10 @@ def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> 
                                || pg_get_expr(d.adbin, d.adrelid) END,
         'identity', NULLIF(a.attidentity::text, ''),
         'collation', CASE WHEN a.attcollation <> t.typcollation
-                          THEN (SELECT co.collname FROM pg_collation co
-                                WHERE co.oid = a.attcollation) END,
+                          THEN {_collation("a.attcollation")} END,
         'comment', {_comment("a.attrelid", "pg_class", "a.attnum")},
-        'acl', {_sorted_acl("a.attacl")}) AS col
+        'acl', CASE WHEN a.attacl IS NOT NULL
+                    THEN {_acl("a.attacl", "r.relowner")} END) AS col
     FROM pg_attribute a
     JOIN rels r ON r.oid = a.attrelid
     JOIN pg_type t ON t.oid = a.atttypid
@@ -161,15 +215,17 @@ def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> 
         'comment', {_comment("t.oid", "pg_trigger")}))
     FROM pg_trigger t JOIN rels r ON r.oid = t.tgrelid
     WHERE NOT t.tgisinternal""",
-        "policies": """
+        "policies": f"""
     SELECT json_agg(json_build_object(
         'schema', r.nspname, 'relation', r.relname, 'name', p.polname,
         'command', p.polcmd, 'permissive', p.polpermissive,
-        'roles', (SELECT array_agg(CASE WHEN x = 0 THEN 'public'
-                                        ELSE pg_get_userbyid(x)::text END
-                                   ORDER BY 1) FROM unnest(p.polroles) x),
+        'roles', (SELECT array_agg(y ORDER BY y COLLATE "C") FROM (
+                      SELECT CASE WHEN x = 0 THEN 'public'
+                                  ELSE pg_get_userbyid(x)::text END AS y
+                      FROM unnest(p.polroles) x) z),
         'using', pg_get_expr(p.polqual, p.polrelid),
-        'check', pg_get_expr(p.polwithcheck, p.polrelid)))
+        'check', pg_get_expr(p.polwithcheck, p.polrelid),
+        'comment', {_comment("p.oid", "pg_policy")}))
     FROM pg_policy p JOIN rels r ON r.oid = p.polrelid""",
         "sequences": f"""
     SELECT json_agg(json_build_object(
@@ -184,7 +240,8 @@ def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> 
                      WHERE d.classid = 'pg_class'::regclass AND d.objid = r.oid
                        AND d.refclassid = 'pg_class'::regclass
                        AND d.deptype IN ('a', 'i') LIMIT 1),
-        'acl', {_sorted_acl("r.relacl", "s", "r.relowner")},
+        'owner', {_owner("r.relowner")},
+        'acl', {_acl("r.relacl", "r.relowner", "s")},
         'comment', {_comment("r.oid", "pg_class")}))
     FROM rels r JOIN pg_sequence s ON s.seqrelid = r.oid""",
         "functions": f"""
@@ -197,7 +254,8 @@ def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> 
         'language', l.lanname, 'volatility', p.provolatile,
         'strict', p.proisstrict, 'security_definer', p.prosecdef,
         'leakproof', p.proleakproof, 'parallel', p.proparallel,
-        'config', (SELECT array_agg(x ORDER BY x) FROM unnest(p.proconfig) x),
+        'config', (SELECT array_agg(x ORDER BY x COLLATE "C")
+                   FROM unnest(p.proconfig) x),
         'body', CASE WHEN p.prokind = 'a' THEN NULL ELSE {body} END,
         'aggregate', (SELECT json_build_object(
                           'transition', ag.aggtransfn::regproc::text,
@@ -205,7 +263,8 @@ def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> 
                           'state_type', format_type(ag.aggtranstype, NULL),
                           'initial', ag.agginitval)
                       FROM pg_aggregate ag WHERE ag.aggfnoid = p.oid),
-        'acl', {_sorted_acl("p.proacl", "f", "p.proowner")},
+        'owner', {_owner("p.proowner")},
+        'acl', {_acl("p.proacl", "p.proowner", "f")},
         'comment', {_comment("p.oid", "pg_proc")}))
     FROM pg_proc p
     JOIN ns ON ns.oid = p.pronamespace
@@ -225,22 +284,29 @@ def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> 
         'base_type', CASE WHEN t.typtype = 'd'
                           THEN format_type(t.typbasetype, t.typtypmod) END,
         'not_null', CASE WHEN t.typtype = 'd' THEN t.typnotnull END,
-        'default', t.typdefault,
-        'collation', CASE WHEN t.typtype = 'd' AND t.typcollation <> 0
-                          THEN (SELECT co.collname FROM pg_collation co
-                                WHERE co.oid = t.typcollation) END,
+        'default', CASE WHEN t.typtype = 'd' THEN pg_get_expr(t.typdefaultbin, 0) END,
+        'collation', CASE WHEN t.typtype = 'd' AND t.typcollation <>
+                               (SELECT b.typcollation FROM pg_type b
+                                WHERE b.oid = t.typbasetype)
+                          THEN {_collation("t.typcollation")} END,
         'constraints', (SELECT json_object_agg(c.conname,
                                                pg_get_constraintdef(c.oid, true))
-                        FROM pg_constraint c WHERE c.contypid = t.oid),
-        'attributes', (SELECT array_agg(quote_ident(a.attname) || ' '
-                                        || format_type(a.atttypid, a.atttypmod)
-                                        ORDER BY a.attnum)
-                       FROM pg_attribute a
+                        FROM pg_constraint c
+                        WHERE c.contypid = t.oid AND c.contype <> 'n'),
+        'attributes', (SELECT array_agg(
+                           quote_ident(a.attname) || ' '
+                           || format_type(a.atttypid, a.atttypmod)
+                           || CASE WHEN a.attcollation <> at.typcollation
+                                   THEN ' COLLATE ' || {_collation("a.attcollation")}
+                                   ELSE '' END
+                           ORDER BY a.attnum)
+                       FROM pg_attribute a JOIN pg_type at ON at.oid = a.atttypid
                        WHERE t.typtype = 'c' AND a.attrelid = t.typrelid
                          AND a.attnum > 0 AND NOT a.attisdropped),
         'subtype', (SELECT format_type(rg.rngsubtype, NULL) FROM pg_range rg
                     WHERE rg.rngtypid = t.oid),
-        'acl', {_sorted_acl("t.typacl", "T", "t.typowner")},
+        'owner', {_owner("t.typowner")},
+        'acl', {_acl("t.typacl", "t.typowner", "T")},
         'comment', {_comment("t.oid", "pg_type")}))
     FROM pg_type t JOIN ns ON ns.oid = t.typnamespace
     WHERE t.typtype IN ('e', 'd', 'r', 'c')
@@ -272,9 +338,19 @@ def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> 
         "extensions": f"""
     SELECT json_agg(json_build_object(
         'oid', e.oid, 'name', e.extname, 'schema', n.nspname,
-        'version', e.extversion))
+        'version', e.extversion,
+        'comment', {_comment("e.oid", "pg_extension")}))
     FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
     WHERE e.extname <> 'plpgsql' AND {only("e.oid", "extensions")}""",
+        "default_privileges": f"""
+    -- what objects a role makes later get: globally, or in one schema
+    SELECT json_agg(json_build_object(
+        'oid', d.oid, 'role', {_owner("d.defaclrole")}, 'schema', n.nspname,
+        'objects', d.defaclobjtype,
+        'acl', {_acl("d.defaclacl", "d.defaclrole")}))
+    FROM pg_default_acl d LEFT JOIN ns n ON n.oid = d.defaclnamespace
+    WHERE (d.defaclnamespace = 0 OR n.oid IS NOT NULL)
+      AND {only("d.oid", "default_privileges")}""",
     }
     if kinds is None:
         wanted = list(sections)

@@ -20,6 +20,7 @@ SINGULAR = {
     "tables": "table",
     "views": "view",
     "functions": "function",
+    "default_privileges": "default privileges",
     "columns": "column",
     "constraints": "constraint",
     "indexes": "index",

@@ -10,14 +10,17 @@ two ways:
   need a superuser): the objects each DDL command created, altered or dropped,
   taken with the run's last statement; plus the relations the run locked for DDL
   (an ``ALTER TABLE`` on a parent reaches its partitions);
-- else by a scan: every relation, function, type, schema or extension whose
-  catalog row was written after the run started (a newer ``xmin``), and the
-  owners of every object the run locked.
+- else by a scan: every relation, function, type, schema, extension or column
+  whose catalog row was written after the run started (a newer ``xmin``), the
+  owners of every object the run locked, and a hash of the roles' names.
 
 When a change could alter how *other* objects print (a rename of a relation,
-column, function, type or schema; any change to an existing type), after a
-``GRANT`` or ``REVOKE`` under the capture, or when the run's locks are not known
-exactly (statements outside a transaction), the whole schema is read again.
+column, function, type or schema; any change to an existing type; an
+extension moved to another schema or version; a change to a collation, a
+foreign server or any object of a catalog snapshots do not map; a change to
+roles), after a ``GRANT`` or ``REVOKE`` under the capture, or when the run's
+locks are not known exactly (statements outside a transaction), the whole
+schema is read again.
 Tests check the refreshed snapshot against a full one after each kind of DDL.
 """
 
@@ -31,11 +34,11 @@ from typing import Any
 import psycopg
 
 from dbamgr.schema.capture import Change, changes_table
-from dbamgr.schema.owners import NAMESPACES, OWNERS
+from dbamgr.schema.owners import MAPPED_CATALOGS, NAMESPACES, OWNERS
 from dbamgr.schema.snapshot import (
     CATALOG_CLASSES,
-    GENERIC_PLANS,
     Snapshot,
+    prepare_reader,
     take_snapshot,
 )
 
@@ -48,10 +51,18 @@ _ONLY = {
     "type": "types",
     "schema": "schemas",
     "ext": "extensions",
+    "defacl": "default_privileges",
 }
 
 # the mark for the next run, which starts after this refresh
 _NEXT_MARK = "SELECT 'watermark', pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+# Every role's oid and name, hashed (to 32 bits: the scan returns oids): a role
+# renamed renames it in privileges, policies and owners, and leaves no row a
+# role without superuser may read the xmin of (pg_authid is closed to it).
+_ROLES = (
+    "(SELECT hashtextextended(string_agg(r.oid::text || ' ' || r.rolname, ',' "
+    "ORDER BY r.oid), 0) & 4294967295 FROM pg_roles r)"
+)
 
 # Without the capture: objects whose catalog rows were written at or after a
 # transaction id, and the owners of the objects a run locked. Returns (class,
@@ -74,6 +85,16 @@ FROM pg_class c
 LEFT JOIN pg_index i ON i.indexrelid = c.oid
 WHERE c.oid = ANY(%(relations)s::oid[])
 UNION ALL
+-- columns whose row alone was written (a GRANT on a column): the user's
+-- relations only, whose oids start at 16384, through the index on attrelid
+SELECT CASE WHEN c.relkind = 'c' THEN 'type' ELSE 'rel' END,
+       CASE WHEN c.relkind = 'c' THEN c.reltype ELSE coalesce(i.indrelid, c.oid) END
+FROM (SELECT DISTINCT at.attrelid FROM pg_attribute at
+      WHERE at.attrelid >= 16384 AND at.attnum > 0
+        AND age(at.xmin) <= (SELECT a FROM mark)) w
+JOIN pg_class c ON c.oid = w.attrelid
+LEFT JOIN pg_index i ON i.indexrelid = c.oid
+UNION ALL
 SELECT 'type', c.reltype FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
 WHERE age(c.xmin) <= (SELECT a FROM mark) AND c.relkind = 'c'
 UNION ALL
@@ -92,12 +113,20 @@ SELECT 'schema', n.oid FROM pg_namespace n WHERE age(n.xmin) <= (SELECT a FROM m
 UNION ALL
 SELECT 'ext', e.oid FROM pg_extension e WHERE age(e.xmin) <= (SELECT a FROM mark)
 UNION ALL
+-- every entry of default privileges (a few rows): written ones, and the others,
+-- whose absence tells an entry the run removed
+SELECT CASE WHEN age(d.xmin) <= (SELECT a FROM mark) THEN 'defacl'
+            ELSE 'defacl:kept' END, d.oid
+FROM pg_default_acl d
+UNION ALL
 {OWNERS.format(source="unnest(%(objects)s::text[], %(object_ids)s::oid[])")}
+UNION ALL
+SELECT 'roles', {_ROLES}
 UNION ALL
 {_NEXT_MARK}
 """
 
-_WATERMARK = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+_WATERMARK = f"SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, {_ROLES}"
 
 
 class StaleSnapshot(AssertionError):
@@ -133,7 +162,11 @@ class SnapshotCache:
 
         *capture_schema* names the schema where
         :func:`~dbamgr.schema.capture.install_capture` installed the change
-        capture; without it, changes are found by scanning the catalogs."""
+        capture; without it, changes are found by scanning the catalogs.
+
+        *conn* should read snapshots only (and data, which takes no setting
+        of its session): the cache sets its session up with
+        :func:`~dbamgr.schema.snapshot.prepare_reader`."""
         self.conn = conn
         self.exclude = tuple(exclude_schemas)
         self.mode = mode
@@ -141,10 +174,13 @@ class SnapshotCache:
         if capture_schema is not None:
             table = changes_table(capture_schema).as_string()
             self._forget_captured = f"DELETE FROM {table}"
-        conn.execute(GENERIC_PLANS)
+        prepare_reader(conn)
         self._next_since: int | None = None
         self.current: Snapshot | None = None
         self._since = 0
+        # the hash of the roles' names when the run started, and after it
+        self._roles: int | None = None
+        self._next_roles: int | None = None
         self.full_reads = 0
         self.partial_reads = 0
         self.scans = 0
@@ -166,7 +202,7 @@ class SnapshotCache:
 
     def _read(self, only: dict[str, list[int]] | None) -> Snapshot:
         return take_snapshot(
-            self.conn, exclude_schemas=self.exclude, only=only, set_plan_mode=False
+            self.conn, exclude_schemas=self.exclude, only=only, reader=True
         )
 
     def start(self) -> None:
@@ -179,9 +215,11 @@ class SnapshotCache:
             return
         if self._next_since is not None:
             self._since, self._next_since = self._next_since, None
+            self._roles = self._next_roles
             return
         row = self.conn.execute(_WATERMARK).fetchone()
-        self._since = int(row[0]) if row else 0
+        assert row is not None
+        self._since, self._roles = int(row[0]), int(row[1])
 
     def refresh(self, touched: Touched) -> Snapshot:
         """The schema after the run that began at :meth:`start` and locked
@@ -199,7 +237,11 @@ class SnapshotCache:
                 for cls, oids in dirty.items()
             }
         )
-        if self._renamed(previous, fresh) or self._type_changed(previous, fresh):
+        if (
+            self._renamed(previous, fresh)
+            or self._type_changed(previous, fresh)
+            or self._extension_changed(previous, fresh)
+        ):
             return self.full()
         self.partial_reads += 1
         merged = _merge(previous, fresh, dirty)
@@ -209,7 +251,7 @@ class SnapshotCache:
         return merged
 
     def _check(self, merged: Snapshot) -> None:
-        whole = take_snapshot(self.conn, exclude_schemas=self.exclude)
+        whole = take_snapshot(self.conn, exclude_schemas=self.exclude, reader=True)
         if whole.to_json() != merged.to_json():
             from dbamgr.schema.diff import diff_snapshots
 
@@ -231,8 +273,11 @@ class SnapshotCache:
         only a full read will do."""
         if self._forget_captured is not None:
             return self._captured_dirty(touched)
+        if _unmapped(touched):
+            return None
         objects = sorted(touched.objects)
         self.scans += 1
+        roles = self._roles
         rows = self._query(
             _CHANGED,
             {
@@ -242,23 +287,37 @@ class SnapshotCache:
                 "object_ids": [oid for _, oid in objects],
             },
         )
-        dirty = self._owners(rows)
+        if self._next_roles != roles:
+            logger.debug("roles were created, dropped or renamed: reading everything")
+            return None
+        kept = {oid for cls, oid in rows if cls == "defacl:kept"}
+        dirty = self._owners([row for row in rows if row[0] != "defacl:kept"])
         if dirty is not None:
+            assert self.current is not None
             # locked relations that are gone now (dropped) are dirty too
-            known = self.current.catalog.get("rel", {}) if self.current else {}
+            known = self.current.catalog.get("rel", {})
             dirty["rel"] |= touched.relations & set(known)
+            # and so are the entries of default privileges that are gone
+            entries = set(self.current.catalog.get("defacl", {}))
+            dirty["defacl"] |= entries - kept
         return dirty
 
     def _captured_dirty(self, touched: Touched) -> dict[str, set[int]] | None:
         changes = touched.changes
-        if changes is None or any(change.oid is None for change in changes):
-            # not taken with the run, or a GRANT or REVOKE (no object named)
-            return None
+        if changes is None:
+            return None  # not taken with the run
         assert self.current is not None
         current = self.current
         dirty: dict[str, set[int]] = {cls: set() for cls in _ONLY}
         for change in changes:
-            assert change.oid is not None and change.catalog is not None
+            if change.oid is None or change.catalog is None:
+                # a GRANT or REVOKE, ALTER DEFAULT PRIVILEGES: no object named
+                return None
+            if change.catalog not in MAPPED_CATALOGS:
+                if change.dropped:
+                    continue  # what used it was dropped or altered, and noted
+                logger.debug("a change in %s: reading everything", change.catalog)
+                return None
             owner = current.owner_of(change.catalog, change.oid)
             cls = CATALOG_CLASSES.get(change.catalog)
             if owner is not None:
@@ -267,7 +326,19 @@ class SnapshotCache:
                 dirty[cls].add(change.oid)  # a new object
             # Else a new constraint, trigger, policy or default, whose relation
             # or type the command also named or locked; or an object made and
-            # dropped within the run; or no object of a snapshot.
+            # dropped within the run.
+        # The objects the run locked: ALTER EXTENSION ... ADD or DROP names the
+        # extension only, and locks the member it takes in or lets go (which
+        # the last snapshot may not hold).
+        if _unmapped(touched):
+            return None
+        for catalog, oid in touched.objects:
+            owner = current.owner_of(catalog, oid)
+            cls = CATALOG_CLASSES.get(catalog)
+            if owner is not None:
+                dirty[owner[0]].add(owner[1])
+            elif cls is not None:
+                dirty[cls].add(oid)
         # The relations the run locked for DDL: ALTER TABLE on a parent reaches
         # its partitions and children, a foreign key the referenced table.
         # Those that are new were captured already.
@@ -303,6 +374,8 @@ class SnapshotCache:
         for cls, number in rows:
             if cls == "watermark":
                 self._next_since = int(number)
+            elif cls == "roles":
+                self._next_roles = int(number)
             else:
                 found.append((cls, int(number)))
         return found
@@ -345,12 +418,39 @@ class SnapshotCache:
         return False
 
     @staticmethod
+    def _extension_changed(previous: Snapshot, fresh: Snapshot) -> bool:
+        """Whether an extension that existed before moved to another schema or
+        version: columns elsewhere print the names of its types, defaults those
+        of its functions."""
+        before = previous.objects.get("extensions", {})
+        for name, extension in fresh.objects.get("extensions", {}).items():
+            old = before.get(name)
+            if old is None:
+                continue
+            if (old["schema"], old["version"]) != (
+                extension["schema"],
+                extension["version"],
+            ):
+                return True
+        return False
+
+    @staticmethod
     def _type_changed(previous: Snapshot, fresh: Snapshot) -> bool:
         """Whether a type that existed before was altered (not created, not
         dropped): defaults and checks elsewhere print its values."""
         return bool(
             set(fresh.catalog.get("type", {})) & set(previous.catalog.get("type", {}))
         )
+
+
+def _unmapped(touched: Touched) -> bool:
+    """Whether the run locked an object of a catalog snapshots do not map (it
+    altered a collation, a foreign server, an operator…): read everything."""
+    for catalog, _ in touched.objects:
+        if catalog not in MAPPED_CATALOGS:
+            logger.debug("a lock on an object of %s: reading everything", catalog)
+            return True
+    return False
 
 
 def _merge(previous: Snapshot, fresh: Snapshot, dirty: dict[str, set[int]]) -> Snapshot:
@@ -387,7 +487,7 @@ def _merge(previous: Snapshot, fresh: Snapshot, dirty: dict[str, set[int]]) -> S
         entries.update(getattr(fresh, index))
     owned.update(fresh.owned)
     filenodes.update(fresh.filenodes)
-    merged = Snapshot(objects, previous.server_version)
+    merged = Snapshot(objects, previous.server_major)
     merged.catalog = catalog
     merged.attnums = attnums
     merged.parts = side["parts"]

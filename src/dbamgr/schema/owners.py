@@ -8,6 +8,27 @@ or type that owns it.
 
 from __future__ import annotations
 
+# The catalogs whose rows a snapshot maps to the objects it reads, and that of
+# rules (a view's, dropped with it; a command on a rule locks its relation). A
+# change to a row of another catalog (a collation, an operator, a foreign
+# server, a role) may alter how many objects print: the cache then reads
+# everything.
+MAPPED_CATALOGS = frozenset(
+    {
+        "pg_rewrite",
+        "pg_class",
+        "pg_proc",
+        "pg_type",
+        "pg_namespace",
+        "pg_extension",
+        "pg_default_acl",
+        "pg_constraint",
+        "pg_trigger",
+        "pg_policy",
+        "pg_attrdef",
+    }
+)
+
 NAMESPACES = """
 ns AS (
     SELECT n.oid FROM pg_namespace n

@@ -6,7 +6,7 @@ each name to its attributes. Tables and views hold their ``columns``,
 ``constraints``, ``indexes``, ``triggers`` and ``policies`` as nested mappings.
 Codes from the catalogs are spelled out (``"unlogged"``, ``"foreign key"``), so
 that a diff reads as plain English. Serialized with sorted keys, two databases
-built by the same migrations on the same server give byte-identical snapshots.
+built by the same migrations on the same major version give byte-identical snapshots.
 """
 
 from __future__ import annotations
@@ -24,9 +24,48 @@ import psycopg
 from dbamgr.errors import UsageError
 from dbamgr.schema.catalog import snapshot_query
 
-FORMAT = 1
-GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
-KINDS = ("schemas", "extensions", "types", "sequences", "tables", "views", "functions")
+# 2: the server's major version only (server_major), owners, privileges with
+# the owner as "(owner)"; files of format 1 are still read
+FORMAT = 2
+_READABLE_FORMATS = (1, 2)
+# The settings a snapshot is read with, whatever the session's or the
+# database's: pg_catalog alone in the search_path, so that every name outside
+# it prints qualified (public.t, app.mood); and fixed styles for the values in
+# defaults and partition bounds (times, intervals, floats, bytes, strings).
+# Definitions then compare across databases.
+_SETTINGS = {
+    "search_path": "pg_catalog",
+    "TimeZone": "UTC",
+    "DateStyle": "ISO, MDY",
+    "IntervalStyle": "postgres",
+    "extra_float_digits": "1",
+    "bytea_output": "hex",
+    "standard_conforming_strings": "on",
+}
+
+
+def _set_configs(local: bool) -> str:
+    calls = ", ".join(
+        f"set_config('{name}', '{value}', {str(local).lower()})"
+        for name, value in _SETTINGS.items()
+    )
+    return f"SELECT {calls}"
+
+
+# for a session that reads snapshots only, with one generic plan
+READER_SESSION = "SET plan_cache_mode = force_generic_plan; " + _set_configs(False)
+# for one read within a transaction of its own
+_READ_SETTINGS = _set_configs(True)
+KINDS = (
+    "schemas",
+    "extensions",
+    "types",
+    "sequences",
+    "tables",
+    "views",
+    "functions",
+    "default_privileges",
+)
 NESTED = ("columns", "constraints", "indexes", "triggers", "policies")
 
 # the catalogs of the objects a snapshot reads whole -> their class in
@@ -37,6 +76,7 @@ CATALOG_CLASSES = {
     "pg_type": "type",
     "pg_namespace": "schema",
     "pg_extension": "ext",
+    "pg_default_acl": "defacl",
 }
 _PLAIN_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_$]*$")
 
@@ -48,6 +88,15 @@ _RELATION_KINDS = {
     "m": "materialized view",
 }
 _PERSISTENCE = {"p": "permanent", "u": "unlogged", "t": "temporary"}
+_REPLICA_IDENTITY = {"d": "default", "n": "nothing", "f": "full", "i": "index"}
+_DEFAULT_PRIVILEGE_OBJECTS = {
+    "r": "tables",
+    "S": "sequences",
+    "f": "functions",
+    "T": "types",
+    "n": "schemas",
+    "L": "large objects",
+}
 _CONSTRAINT_TYPES = {
     "p": "primary key",
     "f": "foreign key",
@@ -120,7 +169,9 @@ class Snapshot:
     """The schema of one database (see the module's docstring)."""
 
     objects: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    server_version: int = 0
+    # the server's major version (18): definitions print alike across its minor
+    # releases, not always across majors
+    server_major: int = 0
     # catalog class ("rel", "proc", "type", "schema", "ext") -> oid -> (kind, name);
     # and relation name -> attnum -> column name. Not part of the model: they let
     # a SnapshotCache refresh only what changed.
@@ -184,7 +235,7 @@ class Snapshot:
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
-            "server_version": self.server_version,
+            "server_major": self.server_major,
             "objects": {kind: self.objects.get(kind, {}) for kind in KINDS},
         }
 
@@ -194,16 +245,17 @@ class Snapshot:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], origin: str = "snapshot") -> Snapshot:
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
+        if not isinstance(data, dict) or data.get("format") not in _READABLE_FORMATS:
             raise UsageError(
                 f"{origin} is not a dbamgr schema snapshot (format {FORMAT})",
                 hint="make one with `dbamgr schema dump --json > FILE`",
             )
         objects = data.get("objects") or {}
-        return cls(
-            {kind: dict(objects.get(kind) or {}) for kind in KINDS},
-            int(data.get("server_version") or 0),
-        )
+        if data["format"] == 1:
+            major = int(data.get("server_version") or 0) // 10000
+        else:
+            major = int(data.get("server_major") or 0)
+        return cls({kind: dict(objects.get(kind) or {}) for kind in KINDS}, major)
 
     @classmethod
     def load(cls, path: Path) -> Snapshot:
@@ -229,18 +281,22 @@ def _without(row: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in keys}
 
 
-def build_snapshot(raw: dict[str, Any], server_version: int) -> Snapshot:
+def build_snapshot(raw: dict[str, Any], server_major: int) -> Snapshot:
     """Turn the catalog query's JSON into a :class:`Snapshot`."""
     objects: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
     for row in _rows(raw, "schemas"):
         objects["schemas"][quote_name(row["name"])] = _without(row, "name", "oid")
     for row in _rows(raw, "extensions"):
         objects["extensions"][quote_name(row["name"])] = _without(row, "name", "oid")
+    for row in _rows(raw, "default_privileges"):
+        objects["default_privileges"][default_privileges_name(row)] = {
+            "acl": row["acl"]
+        }
     for row in _rows(raw, "sequences"):
         name = qualify(row["schema"], row["name"])
         objects["sequences"][name] = _without(row, "schema", "name", "oid")
     relations = _add_relations(objects, raw)
-    snapshot = Snapshot(objects, server_version)
+    snapshot = Snapshot(objects, server_major)
     snapshot.attnums = _add_parts(relations, raw)
     _add_functions(objects, raw)
     _add_types(objects, raw)
@@ -289,6 +345,7 @@ def _catalog_index(raw: dict[str, Any]) -> dict[str, dict[int, tuple[str, str]]]
         "type": {},
         "schema": {},
         "ext": {},
+        "defacl": {},
     }
     for row in _rows(raw, "relations"):
         kind = "views" if row["kind"] in ("v", "m") else "tables"
@@ -307,7 +364,23 @@ def _catalog_index(raw: dict[str, Any]) -> dict[str, dict[int, tuple[str, str]]]
         index["schema"][int(row["oid"])] = ("schemas", quote_name(row["name"]))
     for row in _rows(raw, "extensions"):
         index["ext"][int(row["oid"])] = ("extensions", quote_name(row["name"]))
+    for row in _rows(raw, "default_privileges"):
+        name = default_privileges_name(row)
+        index["defacl"][int(row["oid"])] = ("default_privileges", name)
     return index
+
+
+def default_privileges_name(row: dict[str, Any]) -> str:
+    """``for role bob on tables in schema app``, as ALTER DEFAULT PRIVILEGES says
+    it; without the role when it is the one that reads the snapshot."""
+    words = []
+    if row["role"] is not None:
+        words.append(f"for role {quote_name(row['role'])}")
+    objects = row["objects"]
+    words.append(f"on {_DEFAULT_PRIVILEGE_OBJECTS.get(objects, objects)}")
+    if row["schema"] is not None:
+        words.append(f"in schema {quote_name(row['schema'])}")
+    return " ".join(words)
 
 
 def _add_relations(
@@ -317,18 +390,37 @@ def _add_relations(
     for row in _rows(raw, "relations"):
         name = qualify(row["schema"], row["name"])
         attributes = _without(
-            row, "schema", "name", "kind", "persistence", "oid", "filenode"
+            row,
+            "schema",
+            "name",
+            "kind",
+            "persistence",
+            "oid",
+            "filenode",
+            "replica_index",
         )
         attributes["kind"] = _RELATION_KINDS[row["kind"]]
         attributes["persistence"] = _PERSISTENCE[row["persistence"]]
         for nested in NESTED:
             attributes[nested] = {}
         if row["kind"] in ("v", "m"):
-            for unused in ("partition_key", "partition_of", "partition_bound"):
-                attributes.pop(unused)
+            unused = ["partition_key", "partition_of", "partition_bound"]
+            unused += ["replica_identity", "server", "foreign_options"]
+            if row["kind"] == "v":
+                unused.append("populated")
+            for key in unused:
+                attributes.pop(key)
             objects["views"][name] = attributes
         else:
-            attributes.pop("definition")
+            for key in ("definition", "populated"):
+                attributes.pop(key)
+            identity = _REPLICA_IDENTITY[row["replica_identity"]]
+            if row["replica_index"] is not None:
+                identity += f" {quote_name(row['replica_index'])}"
+            attributes["replica_identity"] = identity
+            if row["kind"] != "f":
+                for key in ("server", "foreign_options"):
+                    attributes.pop(key)
             objects["tables"][name] = attributes
         relations[name] = attributes
     return relations
@@ -380,7 +472,12 @@ def _add_types(
 ) -> None:
     for row in _rows(raw, "types"):
         kind = _TYPE_KINDS[row["kind"]]
-        attributes = {"kind": kind, "comment": row["comment"], "acl": row["acl"]}
+        attributes = {
+            "kind": kind,
+            "comment": row["comment"],
+            "owner": row["owner"],
+            "acl": row["acl"],
+        }
         if kind == "enum":
             attributes["labels"] = row["labels"] or []
         elif kind == "domain":
@@ -394,20 +491,32 @@ def _add_types(
         objects["types"][qualify(row["schema"], row["name"])] = attributes
 
 
+def prepare_reader(conn: psycopg.Connection[Any]) -> None:
+    """Set up the session of *conn* for many snapshots: one generic plan for the
+    catalog query, and the search_path snapshots are read with (see
+    :func:`take_snapshot`). For a connection that reads snapshots only."""
+    conn.execute(READER_SESSION)
+
+
 def take_snapshot(
     conn: psycopg.Connection[Any],
     *,
     exclude_schemas: Iterable[str] = ("dbamgr",),
     only: dict[str, list[int]] | None = None,
-    set_plan_mode: bool = True,
+    reader: bool = False,
 ) -> Snapshot:
     """Read the schema of the database *conn* is connected to, in one query.
 
     The schemas in *exclude_schemas* (dbamgr's own, by default) are left out.
     With *only* (a kind of :data:`~dbamgr.schema.catalog.ONLY_KINDS` -> oids), the
-    snapshot holds just those objects (none of the kinds not named). The query
-    runs with one generic plan (set on the session unless *set_plan_mode* is
-    false, for a caller that set it already).
+    snapshot holds just those objects (none of the kinds not named).
+
+    Names print as seen from pg_catalog alone (every object outside it is
+    qualified) and values in fixed styles (UTC, ISO dates), whatever the
+    session's settings. With *reader* (a session set up by
+    :func:`prepare_reader`) the prepared query runs as it is; else within a
+    transaction (a savepoint inside one) that sets them for itself and is
+    rolled back, which leaves the session as it was.
     """
     version = conn.info.server_version
     params: dict[str, Any] = {"excluded": list(exclude_schemas)}
@@ -415,16 +524,20 @@ def take_snapshot(
     if only is not None:
         wanted = {kind: list(oids) for kind, oids in only.items() if oids}
         if not wanted:
-            return Snapshot({kind: {} for kind in KINDS}, version)
+            return Snapshot({kind: {} for kind in KINDS}, version // 10000)
         kinds = frozenset(wanted)
         params |= wanted
     query = snapshot_query(version, kinds)
     with conn.cursor() as cur:
-        # Prepared, with one generic plan: verify takes hundreds of snapshots on
-        # one connection, and planning this query costs more than running it.
-        if set_plan_mode:
-            cur.execute(GENERIC_PLANS)
-        cur.execute(query, params, prepare=True)
-        row = cur.fetchone()
+        if reader:
+            # Prepared, with one generic plan: verify takes hundreds of snapshots
+            # on one connection, and planning this query costs more than running it.
+            cur.execute(query, params, prepare=True)
+            row = cur.fetchone()
+        else:
+            with conn.transaction(force_rollback=True):
+                cur.execute(_READ_SETTINGS)
+                cur.execute(query, params)
+                row = cur.fetchone()
     raw = row[0] if row and row[0] else {}
-    return build_snapshot(raw, version)
+    return build_snapshot(raw, version // 10000)
