@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from click.testing import CliRunner
 from tests.conftest import ProjectFactory
 
+from dbamgr.cli import cli
 from dbamgr.server import LocalCluster
 from dbamgr.verify import MigrationCheck, TableLock, verify
 
@@ -179,3 +181,20 @@ def test_create_index_concurrently_takes_only_share_update_exclusive(
     lock = lock_on(check, "up", "public.users")
     assert lock.mode == "ShareUpdateExclusiveLock"
     assert not lock.blocks_writes
+
+
+def test_a_sequence_is_reported_with_the_table_of_its_column(
+    project: ProjectFactory,
+) -> None:
+    create = 'CREATE TABLE "Tags" (id serial PRIMARY KEY, "Label" text);'
+    project.add("2", "tags", create, 'DROP TABLE "Tags";')
+    project.add("3", "drop_tags", 'DROP TABLE "Tags";', create)
+    report = verify(project.project)
+    assert report.ok, [m.failures for m in report.failed]
+    check = report.migrations[2]
+    sequence = lock_on(check, "up", 'public."Tags_id_seq"')
+    assert sequence.owner == 'public."Tags"'
+    assert lock_on(check, "up", 'public."Tags"').dropped
+    result = CliRunner().invoke(cli, ["-C", str(project.root), "verify"])
+    lines = [line for line in result.output.splitlines() if "up: public." in line]
+    assert lines == ['    up: public."Tags" ACCESS EXCLUSIVE (line 1), dropped']

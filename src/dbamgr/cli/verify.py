@@ -14,7 +14,7 @@ from dbamgr.schema.diff import Change
 from dbamgr.verify import MigrationCheck, PhaseTrace, VerifyReport, detect_drift
 from dbamgr.verify import verify as run_verify
 from dbamgr.verify.engine import FAILED, PASSED
-from dbamgr.verify.locks import SAMPLE_INTERVAL, StatementTrace
+from dbamgr.verify.locks import SAMPLE_INTERVAL, StatementTrace, TableLock
 
 _MARK = {PASSED: ("✓", "green"), FAILED: ("✗", "red")}
 _NOT_SEEN = f"no lock seen (sampled every {SAMPLE_INTERVAL * 1000:g} ms)"
@@ -35,6 +35,8 @@ def _show_locks(direction: str, phase: PhaseTrace | None, details: bool) -> None
         return
     if not details:
         for lock in phase.locks:
+            if _covered(lock, phase.locks):
+                continue
             if lock.blocks_writes or lock.rewritten:
                 style = "red" if lock.blocks_reads else "yellow"
                 console.print(f"    {direction}: {lock.describe()}", style=style)
@@ -51,6 +53,16 @@ def _show_locks(direction: str, phase: PhaseTrace | None, details: bool) -> None
             f"      #{trace.index} line {trace.line} "
             f"{format_ms(trace.seconds * 1000)}: {_statement_locks(trace)}"
         )
+
+
+def _covered(lock: TableLock, locks: list[TableLock]) -> bool:
+    """Whether *lock* is on a sequence whose table the run locked as strongly
+    (a table dropped with its serial column's sequence): one line says it."""
+    if lock.owner is None:
+        return False
+    return any(
+        other.relation == lock.owner and other.rank >= lock.rank for other in locks
+    )
 
 
 def _statement_locks(trace: StatementTrace) -> str:

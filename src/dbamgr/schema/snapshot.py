@@ -135,6 +135,18 @@ def qualify(schema: str, name: str) -> str:
     return f"{quote_name(schema)}.{quote_name(name)}"
 
 
+_LAST_COLUMN = re.compile(r'\.(?:[a-z_][a-z0-9_$]*|"(?:[^"]|"")*")$')
+
+
+def _column_table(column: str | None) -> str | None:
+    """The table of a ``table.column`` name as a sequence's ``owned_by`` holds
+    it (the column quoted where SQL needs it)."""
+    if not column:
+        return None
+    found = _LAST_COLUMN.search(column)
+    return column[: found.start()] if found else None
+
+
 def split_qualified(text: str) -> tuple[str, str]:
     """The (schema, name) of a name written by :func:`qualify`."""
     parts: list[str] = []
@@ -219,18 +231,25 @@ class Snapshot:
                 return "type", self.composites[oid][0]
         return self.parts.get((catalog, oid))
 
-    def relation(self, oid: int) -> tuple[str, str | None] | None:
-        """The qualified name of the relation *oid* if the snapshot holds it as
-        a table, view, sequence or index, and for an index the name of its
+    def relation(self, oid: int) -> tuple[str, str | None, str | None] | None:
+        """The relation *oid* if the snapshot holds it as a table, view,
+        sequence or index: its qualified name, for an index the name of its
+        table, and for a sequence owned by a column the name of that column's
         table."""
-        known = self.catalog.get("rel", {}).get(oid)
+        relations = self.catalog.get("rel", {})
+        known = relations.get(oid)
         if known is not None:
-            return known[1], None
+            kind, name = known
+            owner = None
+            if kind == "sequences":
+                owned_by = self.objects.get("sequences", {}).get(name, {})
+                owner = _column_table(owned_by.get("owned_by"))
+            return name, None, owner
         index = self.indexes.get(oid)
         if index is None:
             return None
-        table = self.catalog.get("rel", {}).get(index[0])
-        return index[1], None if table is None else table[1]
+        table = relations.get(index[0])
+        return index[1], None if table is None else table[1], None
 
     def to_dict(self) -> dict[str, Any]:
         return {

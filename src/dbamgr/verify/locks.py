@@ -119,11 +119,13 @@ def mode_name(mode: str) -> str:
 @dataclass(frozen=True)
 class LockTaken:
     """A lock a statement took on a relation that existed before the migration;
-    for an index, *of* names its table."""
+    for an index, *of* names its table; for a sequence a column owns, *owner*
+    names the column's table."""
 
     relation: str
     mode: str
     of: str | None = None
+    owner: str | None = None
 
     @property
     def blocks_writes(self) -> bool:
@@ -156,6 +158,8 @@ class TableLock:
     statement: int
     line: int
     via: str | None = None
+    # for a sequence a column owns: that column's table
+    owner: str | None = None
     rewritten: bool = False
     truncated: bool = False
     dropped: bool = False
@@ -170,6 +174,11 @@ class TableLock:
     @property
     def blocks_reads(self) -> bool:
         return _RANK.get(self.mode, 0) >= BLOCKS_READS
+
+    @property
+    def rank(self) -> int:
+        """The lock's strength, 0 for ACCESS SHARE up to 7 (ACCESS EXCLUSIVE)."""
+        return _RANK.get(self.mode, 0)
 
     def describe(self) -> str:
         text = f"{self.relation} {mode_name(self.mode)} (line {self.line})"
@@ -397,7 +406,7 @@ class LockTracer:
             statement=text if len(text) <= 200 else text[:197] + "...",
             seconds=seconds,
             locks=[
-                LockTaken(relations[oid][0], mode, relations[oid][1])
+                LockTaken(relations[oid][0], mode, *relations[oid][1:])
                 for oid, mode in new
             ],
             rewrites=[] if truncate else renewed_names,
@@ -445,7 +454,7 @@ class LockTracer:
                 self._filenodes[oid] = node
         return renewed, dropped
 
-    def _relation(self, oid: int) -> tuple[str, str | None] | None:
+    def _relation(self, oid: int) -> tuple[str, str | None, str | None] | None:
         if self._before is None or not self.detailed:
             return None
         return self._before.relation(oid)
@@ -496,6 +505,7 @@ def summarize(
                     trace.index,
                     trace.line,
                     via=None if lock.of is None else lock.relation,
+                    owner=lock.owner,
                     rewritten=current.rewritten if current else False,
                     truncated=current.truncated if current else False,
                     sampled=trace.sampled,
