@@ -450,6 +450,71 @@ def test_drift_finds_hand_made_changes(project: ProjectFactory, target: Target) 
     assert "by_hand" in result.output
 
 
+def test_drift_replays_under_the_target_database_settings(
+    project_files: ProjectFactory, pg_cluster: LocalCluster
+) -> None:
+    # the migrations name their tables unqualified: on the target they land in
+    # the schema its search_path puts first, and so they must in the replay
+    project_files.write_config(f'[server]\ndata_dir = "{pg_cluster.directory}"\n')
+    project_files.add("1", "app", "CREATE SCHEMA app;", "DROP SCHEMA app;")
+    project_files.add(
+        "2",
+        "tables",
+        "CREATE TABLE customers (id int PRIMARY KEY);\n"
+        "CREATE TABLE orders (customer int REFERENCES customers);",
+        "DROP TABLE orders;\nDROP TABLE customers;",
+    )
+    url = pg_cluster.create_database("verify_drift_settings")
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "ALTER DATABASE verify_drift_settings SET search_path = app, public"
+            )
+        target = Target("test", url)
+        migrations.up(project_files.project, target)
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute("SELECT 'customers'::regclass::text").fetchone() == (
+                "customers",
+            )
+            conn.execute("CREATE INDEX by_hand ON orders (customer)")
+        report = detect_drift(project_files.project, target)
+    finally:
+        pg_cluster.drop_database("verify_drift_settings")
+    assert report.warnings == []
+    assert [change.describe() for change in report.changes] == [
+        "+ table app.orders: index by_hand (added): "
+        "CREATE INDEX by_hand ON app.orders USING btree (customer)"
+    ]
+
+
+def test_migrations_that_create_roles_are_verified_on_a_cluster_of_their_own(
+    project: ProjectFactory, pg_cluster: LocalCluster
+) -> None:
+    # roles belong to the whole cluster: made on the project's server, they
+    # would outlive the scratch database and collide with the next run
+    role = "dbamgr_verify_made_role"
+    project.add(
+        "2",
+        "role",
+        f"CREATE ROLE {role};\nGRANT SELECT ON users TO {role};",
+        f"REVOKE SELECT ON users FROM {role};\nDROP ROLE {role};",
+    )
+    project.add(
+        "3",
+        "keep_role",
+        f"CREATE ROLE {role}_kept;",
+        f"DROP ROLE {role}_kept;",
+    )
+    for _ in range(2):
+        report = verify(project.project)
+        assert report.ok, [m.failures for m in report.failed]
+    with pg_cluster.connect() as conn:
+        left = conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", [f"{role}%"]
+        ).fetchall()
+    assert left == []
+
+
 def test_schema_diff_between_migrations_and_a_database(
     project: ProjectFactory, target: Target
 ) -> None:

@@ -50,7 +50,9 @@ def snapshot_migrations(
                 hint="run `dbamgr status` to see the versions, or use 0 for none",
             )
         chosen = [m for m in chosen if m.version <= limit]
-    with scratch_target(project, server_url, prefix="dbamgr_schema") as target:
+    with scratch_target(
+        project, server_url, prefix="dbamgr_schema", migrations=chosen
+    ) as target:
         session = apply_migrations(project, target, chosen)
         try:
             return take_snapshot(session.conn, exclude_schemas=_excluded(project))

@@ -292,7 +292,9 @@ def verify(
     earlier = [m for m in source.migrations if first is not None and m.version < first]
     checked = [m for m in source.migrations if first is None or m.version >= first]
 
-    with scratch_target(project, server_url, prefix="dbamgr_verify") as target:
+    with scratch_target(
+        project, server_url, prefix="dbamgr_verify", migrations=source.migrations
+    ) as target:
         report = VerifyReport(target.display if server_url else "local server")
         session = Session(target, project.config.migrations, purpose="verify")
         verifier: _Verifier | None = None
