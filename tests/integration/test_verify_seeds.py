@@ -4,8 +4,10 @@ half-loaded, and reported when they never load."""
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner
 from tests.conftest import ProjectFactory
 
+from dbamgr.cli import cli
 from dbamgr.errors import UsageError
 from dbamgr.server import LocalCluster
 from dbamgr.verify import verify
@@ -126,3 +128,25 @@ def test_a_seed_that_fits_only_the_last_schema_is_loaded(
     report = verify(project.project)
     assert report.seeds_loaded == ["tags.sql"]
     assert report.ok
+
+
+def test_migrations_checked_against_empty_tables_are_named(
+    project: ProjectFactory,
+) -> None:
+    # the seed needs orgs, which migration 2 brings: migration 2 is checked
+    # while users is still empty, and the report must say so
+    seed(
+        project,
+        "data.sql",
+        "INSERT INTO users (email) VALUES ('a@x');\n"
+        "INSERT INTO orgs (owner_id) VALUES (1);\n",
+    )
+    report = verify(project.project)
+    assert report.ok
+    assert [m.rows_checked for m in report.migrations] == [None, 0, 2, 2]
+    assert [m.ident for m in report.checked_empty] == ["2_orgs"]
+    result = CliRunner().invoke(cli, ["-C", str(project.root), "verify"])
+    assert (
+        "the data check found no rows before 1 migration(s) (the seed data loads "
+        "later): a down that deletes rows there goes unseen" in result.output
+    )

@@ -130,6 +130,18 @@ def _render_report(report: VerifyReport, details: bool) -> None:
         )
     if report.seeds_loaded:
         console.print(f"seed data loaded: {', '.join(report.seeds_loaded)}")
+    empty = report.checked_empty
+    if empty:
+        where = (
+            "no seed data in seeds/"
+            if not report.seeds_loaded
+            else "the seed data loads later"
+        )
+        console.print(
+            f"the data check found no rows before {len(empty)} migration(s) "
+            f"({where}): a down that deletes rows there goes unseen",
+            style="yellow",
+        )
     for problem in report.seed_problems:
         console.print(problem, style="red")
 

@@ -66,6 +66,9 @@ class MigrationCheck:
     down_diff: list[Change] = field(default_factory=list)
     reup_diff: list[Change] = field(default_factory=list)
     data_problems: list[str] = field(default_factory=list)
+    # rows in the tables that existed before the up (None: no data check ran):
+    # with none, a down that deletes rows cannot be caught
+    rows_checked: int | None = None
 
     def fail(self, reason: str) -> None:
         self.status = FAILED
@@ -98,6 +101,12 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not self.failed and not self.seed_problems
+
+    @property
+    def checked_empty(self) -> list[MigrationCheck]:
+        """The migrations whose data check found no rows in the tables that
+        existed before them: their downs could delete rows unseen."""
+        return [m for m in self.migrations if m.rows_checked == 0]
 
 
 ProgressHandler = Callable[[int, int, Migration], None]
@@ -194,6 +203,8 @@ class _Verifier:
         check = MigrationCheck(migration.version, migration.ident, str(migration.path))
         tables = data_tables(before) if data_check else []
         rows_before = self.rows.get(tables)
+        if tables:
+            check.rows_checked = sum(f.rows for f in rows_before.values())
 
         try:
             check.up, after_up = self.run_and_snapshot(migration, UP)
