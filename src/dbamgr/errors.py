@@ -19,6 +19,9 @@ class ExitCode:
     USAGE = 2
     UNREACHABLE = 3
     LOCKED = 4
+    # the output pipe closed early (`dbamgr … | head`): 128 + SIGPIPE, as a
+    # Unix tool ended by it
+    PIPE_CLOSED = 141
 
 
 class DbamgrError(Exception):

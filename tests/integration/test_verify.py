@@ -346,6 +346,40 @@ def test_verify_on_a_server_as_a_user_with_createdb_only(
     assert report.snapshot_reads["scanned"] > 0
 
 
+def test_each_result_is_handed_over_as_soon_as_it_is_known(
+    project: ProjectFactory,
+) -> None:
+    project.add("2", "a", "CREATE TABLE a (id int);", "DROP TABLE a;")
+    seen: list[tuple[str, int]] = []
+    report = verify(
+        project.project,
+        on_check=lambda check: seen.append((check.ident, len(seen))),
+    )
+    assert seen == [("1_users", 0), ("2_a", 1)]
+    assert [m.ident for m in report.migrations] == ["1_users", "2_a"]
+
+
+def test_verify_on_a_server_where_the_role_may_not_create_databases_is_a_usage_error(
+    project: ProjectFactory, pg_cluster: LocalCluster
+) -> None:
+    role = "dbamgr_verify_no_createdb"
+    with pg_cluster.connect() as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {role}")
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        url = pg_cluster.url().replace(
+            "postgresql://postgres@", f"postgresql://{role}@"
+        )
+        result = CliRunner().invoke(
+            cli, ["-C", str(project.root), "verify", "--server", url]
+        )
+    finally:
+        with pg_cluster.connect() as conn:
+            conn.execute(f"DROP ROLE IF EXISTS {role}")
+    assert result.exit_code == 2, result.output
+    assert "give the role CREATEDB" in result.output
+
+
 def test_a_failing_statement_is_located_while_traced(project: ProjectFactory) -> None:
     # the lock query travels with each statement: the error must still point
     # at the migration's own line and column

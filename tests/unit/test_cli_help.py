@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -101,3 +103,30 @@ def test_new_follows_the_layout_in_use(tmp_path: Path) -> None:
     created = sorted(p.name for p in (tmp_path / "migrations").glob("*add_priority*"))
     assert len(created) == 2
     assert all(name.endswith((".up.sql", ".down.sql")) for name in created)
+
+
+def test_a_closed_output_pipe_ends_quietly_with_the_sigpipe_status(
+    tmp_path: Path,
+) -> None:
+    # enough output to fill a pipe (lint's report of 300 migrations), read one
+    # line of, then closed: as `dbamgr lint | head -1` does
+    (tmp_path / "dbamgr.toml").write_text('[migrations]\ndir = "migrations"\n')
+    for index in range(300):
+        folder = tmp_path / "migrations" / f"{index + 1}_step"
+        folder.mkdir(parents=True)
+        (folder / "up.sql").write_text(
+            f"ALTER TABLE t ADD COLUMN c{index} int NOT NULL DEFAULT 0;\n"
+            f"CREATE INDEX i{index} ON t (c{index});\n"
+        )
+        (folder / "down.sql").write_text(f"ALTER TABLE t DROP COLUMN c{index};\n")
+    command = [sys.executable, "-m", "dbamgr", "-C", str(tmp_path), "lint"]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.readline()
+    process.stdout.close()
+    assert process.wait(timeout=60) == 141
+    assert process.stderr.read() == b""

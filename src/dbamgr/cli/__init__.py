@@ -17,6 +17,7 @@ import difflib
 import importlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,12 @@ class DbamgrGroup(click.Group):
         except KeyboardInterrupt:
             err_console.print("interrupted")
             ctx.exit(130)
+        except BrokenPipeError:
+            # whoever read the output went away (`dbamgr … | head`): stop without
+            # a word, as a Unix tool that SIGPIPE ends, and with its status
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(ExitCode.PIPE_CLOSED)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from dbamgr.errors import ExitCode
 from dbamgr.log import redact
 
 if TYPE_CHECKING:
@@ -53,7 +54,17 @@ def get_console(stderr: bool = False) -> Console:
     if key not in _consoles:
         from rich.console import Console
 
-        _consoles[key] = Console(
+        class _Console(Console):
+            def on_broken_pipe(self) -> None:
+                # whoever read the output went away (`dbamgr … | head`): stop
+                # without a word, as a Unix tool that SIGPIPE ends, and with
+                # its status (rich's own exits with 1, "a check failed")
+                self.quiet = True
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                raise SystemExit(ExitCode.PIPE_CLOSED)
+
+        _consoles[key] = _Console(
             stderr=stderr, width=width, markup=False, emoji=False, highlight=False
         )
     return _consoles[key]

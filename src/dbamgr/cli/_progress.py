@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterator
 
 from rich.progress import (
@@ -70,6 +71,9 @@ def count_bar(app: AppContext, label: str) -> Iterator[CountCallback | None]:
         TextColumn("{task.fields[item]}", markup=False),
         console=console,
         transient=True,
+        # results printed meanwhile go above the bar when both share the
+        # terminal, and straight to their file when standard output is one
+        redirect_stdout=sys.stdout.isatty(),
     )
     task = bar.add_task(label, total=None, item="")
 

@@ -13,18 +13,27 @@ from dbamgr.migrations.source import Migration
 from dbamgr.schema.diff import Change
 from dbamgr.verify import MigrationCheck, PhaseTrace, VerifyReport, detect_drift
 from dbamgr.verify import verify as run_verify
-from dbamgr.verify.engine import FAILED, PASSED
+from dbamgr.verify.engine import DOWN_MISMATCH, FAILED, PASSED, REUP_MISMATCH
 from dbamgr.verify.locks import SAMPLE_INTERVAL, StatementTrace, TableLock
 
 _MARK = {PASSED: ("✓", "green"), FAILED: ("✗", "red")}
 _NOT_SEEN = f"no lock seen (sampled every {SAMPLE_INTERVAL * 1000:g} ms)"
 
 
+def _say(text: str, indent: int, style: str = "") -> None:
+    """Print *text* *indent* columns in; a line the terminal wraps goes on
+    under its own start, not at the margin."""
+    from rich.padding import Padding
+    from rich.text import Text
+
+    console.print(Padding(Text(text, style=style), (0, 0, 0, indent), expand=False))
+
+
 def _show_changes(title: str, changes: list[Change]) -> None:
-    console.print(f"    {title}:")
+    _say(f"{title}:", 4)
     for change in changes:
         for line in change.describe().splitlines():
-            console.print(f"      {line}")
+            _say(line, 6)
 
 
 def _show_locks(direction: str, phase: PhaseTrace | None, details: bool) -> None:
@@ -39,19 +48,20 @@ def _show_locks(direction: str, phase: PhaseTrace | None, details: bool) -> None
                 continue
             if lock.blocks_writes or lock.rewritten:
                 style = "red" if lock.blocks_reads else "yellow"
-                console.print(f"    {direction}: {lock.describe()}", style=style)
+                _say(f"{direction}: {lock.describe()}", 4, style)
         return
-    header = f"    {direction}:"
+    header = f"{direction}:"
     if not phase.in_transaction:
-        header = f"    {direction} (outside a transaction):"
-    console.print(header)
+        header = f"{direction} (outside a transaction):"
+    _say(header, 4)
     for lock in phase.locks:
         style = "red" if lock.blocks_reads else "yellow" if lock.blocks_writes else ""
-        console.print(f"      {lock.describe()}", style=style)
+        _say(lock.describe(), 6, style)
     for trace in phase.statements:
-        console.print(
-            f"      #{trace.index} line {trace.line} "
-            f"{format_ms(trace.seconds * 1000)}: {_statement_locks(trace)}"
+        _say(
+            f"#{trace.index} line {trace.line} "
+            f"{format_ms(trace.seconds * 1000)}: {_statement_locks(trace)}",
+            6,
         )
 
 
@@ -91,22 +101,25 @@ def _render_check(check: MigrationCheck, details: bool) -> None:
     mark = _MARK.get(check.status, ("·", "yellow"))
     console.print(styled(mark, f" {check.ident}  ", (" · ".join(times), "dim")))
     for failure in check.failures:
-        # a failed run's reason continues with the server's ERROR, statement…
-        indented = "\n".join(f"    {line}" for line in failure.splitlines())
-        console.print(indented, style="red")
-    if check.down_diff:
-        _show_changes("after the down, compared with before the up", check.down_diff)
-    if check.reup_diff:
-        _show_changes("after the second up, compared with the first", check.reup_diff)
+        # a failed run's reason continues with the server's ERROR, statement…;
+        # a schema mismatch with its differences, right under it
+        for line in failure.splitlines():
+            _say(line, 4, "red")
+        if failure.startswith(DOWN_MISMATCH):
+            _show_changes(
+                "after the down, compared with before the up", check.down_diff
+            )
+        elif failure.startswith(REUP_MISMATCH):
+            _show_changes(
+                "after the second up, compared with the first", check.reup_diff
+            )
     for note in check.notes:
-        console.print(f"    {note}", style="dim")
+        _say(note, 4, "dim")
     _show_locks("up", check.up, details)
     _show_locks("down", check.down, details)
 
 
-def _render_report(report: VerifyReport, details: bool) -> None:
-    for check in report.migrations:
-        _render_check(check, details)
+def _render_summary(report: VerifyReport) -> None:
     checked = len(report.migrations)
     passed = sum(1 for m in report.migrations if m.status == PASSED)
     irreversible = checked - passed - len(report.failed)
@@ -180,6 +193,11 @@ def verify(
             if bar is not None:
                 bar(position, count, migration.ident)
 
+        def show(check: MigrationCheck) -> None:
+            # each result as it comes: a CI log fills as verify goes on
+            if not as_json:
+                _render_check(check, details)
+
         report = run_verify(
             app.project,
             server_url=server_url,
@@ -187,11 +205,12 @@ def verify(
             data_check=not no_data_check,
             snapshots="full" if full_snapshots else "incremental",
             on_progress=progress,
+            on_check=show,
         )
     if as_json:
         emit_json(report)
     else:
-        _render_report(report, details)
+        _render_summary(report)
     if not report.ok:
         sys.exit(1)
 
@@ -218,7 +237,8 @@ def drift(app: AppContext, server_url: str | None, as_json: bool) -> None:
                 f"{report.replayed} applied migration(s):"
             )
             for change in report.changes:
-                console.print(f"  {change.describe()}")
+                for number, line in enumerate(change.describe().splitlines()):
+                    _say(line, 2 if number == 0 else 4)
         else:
             console.print(
                 f"no drift: the schema is what the {report.replayed} applied "

@@ -19,7 +19,7 @@ from psycopg import conninfo, sql
 
 from dbamgr.config import Project
 from dbamgr.db import connect
-from dbamgr.errors import DatabaseUnreachable
+from dbamgr.errors import DatabaseUnreachable, UsageError
 from dbamgr.log import redact
 from dbamgr.migrations.plan import UP, build_plan
 from dbamgr.migrations.runner import EventHandler, Session
@@ -104,7 +104,8 @@ def _create(admin: psycopg.Connection[Any], name: str) -> None:
     try:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     except psycopg.errors.InsufficientPrivilege as exc:
-        raise DatabaseUnreachable(
+        # the server answered: what is wrong is the role it was given
+        raise UsageError(
             f"cannot create a scratch database on that server: {exc}",
             hint="give the role CREATEDB, or leave out --server to use the local one",
         ) from exc

@@ -38,6 +38,9 @@ from dbamgr.verify.seeds import Seeds
 logger = logging.getLogger(__name__)
 
 PASSED, FAILED, APPLIED_ONLY = "passed", "failed", "irreversible"
+# how the failures of a schema check begin (a report shows the diff under them)
+DOWN_MISMATCH = "the down does not restore the schema"
+REUP_MISMATCH = "the up run again gives another schema"
 
 
 @dataclass
@@ -110,6 +113,7 @@ class VerifyReport:
 
 
 ProgressHandler = Callable[[int, int, Migration], None]
+CheckHandler = Callable[[MigrationCheck], None]
 
 
 class _Verifier:
@@ -232,7 +236,7 @@ class _Verifier:
         check.down_diff = diff_snapshots(before, after_down).changes
         if check.down_diff:
             check.fail(
-                f"the down does not restore the schema: {len(check.down_diff)} "
+                f"{DOWN_MISMATCH}: {len(check.down_diff)} "
                 "difference(s) from the schema before the up"
             )
         declared = _data_loss_reason(migration)
@@ -257,7 +261,7 @@ class _Verifier:
         check.reup_diff = diff_snapshots(after_up, after_reup).changes
         if check.reup_diff:
             check.fail(
-                f"the up run again gives another schema: {len(check.reup_diff)} "
+                f"{REUP_MISMATCH}: {len(check.reup_diff)} "
                 "difference(s) from the first up"
             )
         return check, after_reup
@@ -281,6 +285,7 @@ def verify(
     snapshots: str = "incremental",
     capture: bool = True,
     on_progress: ProgressHandler | None = None,
+    on_check: CheckHandler | None = None,
 ) -> VerifyReport:
     """Verify the project's migrations on a scratch database (see the module doc).
 
@@ -289,6 +294,8 @@ def verify(
     step changed (slower; see :mod:`dbamgr.schema.incremental`). *capture* false
     finds what changed by scanning the catalogs even where event triggers could
     say it (see :mod:`dbamgr.schema.capture`).
+    *on_progress* is called before each migration is checked, *on_check* with
+    each result as soon as it is known (a report can show it while verify goes on).
     Stops at the first migration whose up or down fails (later ones would build on
     a broken state); schema and data mismatches are recorded and verify goes on.
     """
@@ -326,6 +333,8 @@ def verify(
                     snapshot = verifier.snapshot()
                 check, after = verifier.check(migration, snapshot, data_check)
                 report.migrations.append(check)
+                if on_check is not None:
+                    on_check(check)
                 if after is None:
                     report.not_verified = [m.ident for m in checked[position:]]
                     break
