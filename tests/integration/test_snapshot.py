@@ -453,3 +453,28 @@ def test_a_snapshot_file_of_the_first_format_still_loads(tmp_path: Path) -> None
     assert loaded.server_major == 15
     assert loaded.objects["tables"] == {"t": table}
     assert json.loads(loaded.to_json())["format"] == 2
+
+
+def test_constraints_copied_for_partitions_are_left_to_their_parent(
+    db_url: str,
+) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE orders (id int, placed date, PRIMARY KEY (id, placed))"
+            " PARTITION BY RANGE (placed);"
+            "CREATE TABLE items (order_id int, placed date,"
+            " FOREIGN KEY (order_id, placed) REFERENCES orders);"
+        )
+        before = take_snapshot(conn)
+        conn.execute(
+            "CREATE TABLE orders_2026 PARTITION OF orders"
+            " FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')"
+        )
+        after = take_snapshot(conn)
+    tables = after.objects["tables"]
+    assert sorted(tables["public.items"]["constraints"]) == [
+        "items_order_id_placed_fkey"
+    ]
+    assert tables["public.orders_2026"]["constraints"] == {}
+    (change,) = diff_snapshots(before, after).changes
+    assert change.describe().startswith("+ table public.orders_2026 (added): (id ")

@@ -341,6 +341,7 @@ def test_verify_on_a_server_as_a_user_with_createdb_only(
         with pg_cluster.connect() as conn:
             conn.execute(f"DROP ROLE IF EXISTS {role}")
     assert report.changes_found_by == "scanned"
+    assert report.server == url
     assert [m.status for m in report.migrations] == ["passed", "passed", "failed"]
     assert any("users_age" in line for line in described(report.migrations[2]))
     assert report.snapshot_reads["scanned"] > 0

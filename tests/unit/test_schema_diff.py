@@ -69,3 +69,13 @@ def test_a_long_view_definition_is_cut_in_the_line_only() -> None:
     assert line.startswith("- materialized view public.v (removed): SELECT o.column_0")
     assert line.endswith("…") and len(line) < 160
     assert change.before["definition"] == f" {query};\n"
+
+
+def test_added_default_privileges_say_what_they_grant() -> None:
+    entry = {"acl": ["reporting=r/(owner)"]}
+    after = snapshot(default_privileges={"on tables in schema public": entry})
+    (change,) = diff_snapshots(snapshot(), after).changes
+    assert change.describe() == (
+        "+ default privileges on tables in schema public (added): "
+        "grants reporting=r/(owner)"
+    )

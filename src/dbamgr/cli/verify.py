@@ -156,7 +156,7 @@ def _render_summary(report: VerifyReport) -> None:
             style="yellow",
         )
     for problem in report.seed_problems:
-        console.print(problem, style="red")
+        console.print(styled(_MARK[FAILED], f" {problem}"))
 
 
 @click.command()

@@ -194,8 +194,11 @@ def snapshot_query(server_version: int, kinds: frozenset[str] | None = None) -> 
         'comment', {_comment("c.oid", "pg_constraint")}))
     FROM pg_constraint c JOIN rels r ON r.oid = c.conrelid
     -- NOT NULL constraints (catalogued since PostgreSQL 18) are the columns'
-    -- not_null, so that snapshots of different versions compare
-    WHERE c.contype <> 'n'""",
+    -- not_null, so that snapshots of different versions compare; and the
+    -- copies PostgreSQL makes of a partitioned table's constraint for each
+    -- partition (on the partition, or on the referencing table for each
+    -- partition a foreign key references) follow from that constraint
+    WHERE c.contype <> 'n' AND c.conparentid = 0""",
         "indexes": f"""
     SELECT json_agg(json_build_object(
         'oid', i.indexrelid, 'relation_oid', i.indrelid,

@@ -141,6 +141,9 @@ def _object_definition(attributes: dict[str, Any]) -> str:
     for key in ("base_type", "subtype"):
         if attributes.get(key):
             return str(attributes[key])
+    if list(attributes) == ["acl"] and attributes["acl"]:
+        # default privileges: what new objects will grant
+        return "grants " + ", ".join(str(entry) for entry in attributes["acl"])
     return ""
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from dbamgr.config import Project
 from dbamgr.db import connect
 from dbamgr.errors import MigrationError, UsageError
+from dbamgr.log import mask_url
 from dbamgr.migrations.plan import DOWN, UP, Plan, build_plan
 from dbamgr.migrations.runner import Session
 from dbamgr.migrations.scratch import scratch_target
@@ -313,7 +314,7 @@ def verify(
     with scratch_target(
         project, server_url, prefix="dbamgr_verify", migrations=source.migrations
     ) as target:
-        report = VerifyReport(target.display if server_url else "local server")
+        report = VerifyReport(mask_url(server_url) if server_url else "local server")
         session = Session(target, project.config.migrations, purpose="verify")
         verifier: _Verifier | None = None
         try:
