@@ -124,13 +124,27 @@ def _show_bar(bar: dict[str, Any], event: Event, verb: str) -> None:
 @json_option
 @pass_app
 def new(app: AppContext, name: str, layout: str | None, as_json: bool) -> None:
-    """Create a new migration NAME with up and down templates."""
+    """Create a new migration NAME with up and down templates.
+
+    Its version is the time (UTC), or the one after the newest migration's when
+    that is not older, so that the new migration is always the newest.
+    """
     created = migrations.new_migration(app.project, name, layout=layout)
     if as_json:
         emit_json(created)
         return
     for path in created.files:
         console.print(styled(("created", "green"), f" {display_path(path)}"))
+    if created.after is not None:
+        console.print(
+            styled(
+                ("note:", "yellow"),
+                f' the clock is not past "{created.after}": version '
+                f"{created.version} follows it, so that the new migration is the "
+                "newest",
+            ),
+            soft_wrap=True,
+        )
 
 
 # applied migrations shown by default; the rest are summed up
