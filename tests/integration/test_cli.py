@@ -224,3 +224,27 @@ def test_piped_status_and_history_keep_each_row_on_one_line(
     row = next(line for line in history.splitlines() if "20260101120000" in line)
     assert name in row
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", row)
+
+
+def test_history_lists_a_failed_no_transaction_run_with_its_error(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    project_files.add(
+        "1",
+        "index",
+        "-- dbamgr:no-transaction\nCREATE TABLE t (id int);\n"
+        "CREATE INDEX CONCURRENTLY t_x ON t (x);\n",
+        "DROP TABLE t;",
+    )
+    code, _ = invoke(project_files, db_url, "up")
+    assert code == 1
+
+    code, output = invoke(project_files, db_url, "history")
+    assert code == 0, output
+    (line,) = [line for line in output.splitlines() if " 1 " in f" {line} "]
+    assert "up failed" in line
+    assert 'stopped after 1 of 2 statement(s); column "x" does not exist' in line
+
+    code, output = invoke(project_files, db_url, "history", "--json")
+    (entry,) = json.loads(output)
+    assert (entry["status"], entry["error"]) == ("failed", 'column "x" does not exist')

@@ -18,6 +18,7 @@ from dbamgr.cli._output import (
     get_console,
     styled,
 )
+from dbamgr.migrations.history import DONE
 from dbamgr.migrations.runner import Event, EventHandler, display_path
 from dbamgr.migrations.status import (
     STATE_APPLIED,
@@ -331,7 +332,13 @@ def redo(
 @json_option
 @pass_app
 def history(app: AppContext, limit: int | None, as_json: bool) -> None:
-    """Show every up, down and resolution run on the target."""
+    """Show the log of the target's ups, downs and resolutions.
+
+    Every up and down that finished, every one run outside a transaction that
+    failed (with its error) or was interrupted (logged when it is resolved), and
+    every resolution. A run in a transaction that failed changed nothing and is
+    not logged.
+    """
     entries = migrations.history(app.project, app.target(), limit=limit)
     if as_json:
         emit_json(entries)
@@ -346,14 +353,18 @@ def history(app: AppContext, limit: int | None, as_json: bool) -> None:
         table.add_column(column)
     for entry in entries:
         took = entry.duration.total_seconds() * 1000 if entry.duration else None
+        action = styled(entry.direction)
+        if entry.status != DONE:
+            action = styled((f"{entry.direction} {entry.status}", "red"))
+        note = "; ".join(text for text in (entry.note, entry.error) if text)
         table.add_row(
             format_time(entry.started_at),
             entry.label,
             entry.name,
-            entry.direction,
+            action,
             format_ms(took),
             entry.applied_by,
-            entry.note or "",
+            note,
         )
     console.print(table)
 

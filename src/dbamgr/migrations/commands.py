@@ -19,7 +19,13 @@ from pathlib import Path
 from dbamgr.config import Project
 from dbamgr.errors import MigrationError, SourceError, UsageError
 from dbamgr.migrations import lock
-from dbamgr.migrations.history import FAILED, RUNNING, HistoryRow, LogEntry
+from dbamgr.migrations.history import (
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    HistoryRow,
+    LogEntry,
+)
 from dbamgr.migrations.plan import DOWN, UP, Plan, build_plan
 from dbamgr.migrations.runner import (
     EventHandler,
@@ -431,7 +437,9 @@ def redo(
 def history(
     project: Project, target: Target, *, limit: int | None = None
 ) -> list[LogEntry]:
-    """Every up, down and resolution recorded on the target, oldest first."""
+    """The log of the target's runs, oldest first: every up and down that
+    finished, every one outside a transaction that failed or was interrupted, and
+    every resolution (see :mod:`dbamgr.migrations.history`)."""
     with _session(project, target, "history", None) as session:
         return session.tables.read_log(session.conn, limit)
 
@@ -497,6 +505,9 @@ def resolve(project: Project, target: Target, version: str, action: str) -> Reso
             )
             direction = "resolve"
         with conn.transaction():
+            if row.status == RUNNING:
+                # the run was cut short before it could log itself
+                conn.execute(tables.log_unfinished(number, INTERRUPTED))
             conn.execute(tables.log_note(row, direction, session.applied_by, note))
             for statement in statements:
                 conn.execute(statement)
