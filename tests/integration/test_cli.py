@@ -2,14 +2,19 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 from click.testing import CliRunner
 from tests.conftest import ProjectFactory
 
+from dbamgr import migrations
 from dbamgr.cli import cli
 from dbamgr.migrations import lock
+from dbamgr.target import Target
 
 
 def with_password(url: str, password: str) -> str:
@@ -248,3 +253,67 @@ def test_history_lists_a_failed_no_transaction_run_with_its_error(
     code, output = invoke(project_files, db_url, "history", "--json")
     (entry,) = json.loads(output)
     assert (entry["status"], entry["error"]) == ("failed", 'column "x" does not exist')
+
+
+@contextmanager
+def runner_at_work(project: ProjectFactory, url: str) -> Iterator[int]:
+    """Run `up` in a thread; yield the pid of its session once it is in its sleep."""
+    thread = threading.Thread(
+        target=migrations.up, args=(project.project, Target("test", url))
+    )
+    thread.start()
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for _ in range(200):
+                row = conn.execute(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE query LIKE 'SELECT pg_sleep%'"
+                ).fetchone()
+                if row:
+                    yield row[0]
+                    break
+                threading.Event().wait(0.05)
+            else:
+                raise AssertionError("the runner never reached its sleep")
+    finally:
+        thread.join()
+
+
+def test_status_says_who_holds_the_lock_while_a_runner_applies(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    project_files.add(
+        "1", "slow", "CREATE TABLE t (id int);\nSELECT pg_sleep(2);\n", "DROP TABLE t;"
+    )
+    with runner_at_work(project_files, db_url) as pid:
+        code, output = invoke(project_files, db_url, "status")
+        assert code == 0, output
+        assert re.search(
+            rf'locked: pid {pid} \("dbamgr up \(.*\)", user \w+[^)]*\) holds the '
+            "migration lock",
+            output,
+        )
+        assert re.search(r"^1\s+slow\s+pending", output, re.M)
+
+        code, output = invoke(project_files, db_url, "status", "--json")
+        holder = json.loads(output)["lock_holder"]
+        assert holder["pid"] == pid
+        assert holder["application_name"].startswith("dbamgr up (")
+
+    code, output = invoke(project_files, db_url, "status", "--json")
+    assert json.loads(output)["lock_holder"] is None
+
+
+def test_status_shows_a_no_transaction_migration_at_work_as_running(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    project_files.add(
+        "1",
+        "slow",
+        "-- dbamgr:no-transaction\nCREATE TABLE t (id int);\nSELECT pg_sleep(2);\n",
+        "DROP TABLE t;",
+    )
+    with runner_at_work(project_files, db_url):
+        code, output = invoke(project_files, db_url, "status")
+    assert code == 0, output
+    assert re.search(r"^1\s+slow\s+running\s.*1/2 statements", output, re.M)

@@ -629,7 +629,8 @@ def test_history_keeps_an_interrupted_run_once_it_is_resolved(
             assert pid is not None, "the runner never reached its second statement"
             runner.kill()
             runner.wait()
-            conn.execute("SELECT pg_terminate_backend(%s)", [pid])
+            # pg_terminate_backend waits for the session (and its lock) to end
+            conn.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
     finally:
         if runner.poll() is None:
             runner.kill()

@@ -24,6 +24,7 @@ from dbamgr.migrations.status import (
     STATE_APPLIED,
     STATE_CHANGED,
     STATE_FAILED,
+    STATE_IN_PROGRESS,
     STATE_MISSING,
     STATE_OUT_OF_ORDER,
     STATE_PENDING,
@@ -52,6 +53,7 @@ _STATE_STYLE = {
     STATE_CHANGED: "red",
     STATE_FAILED: "bold red",
     STATE_RUNNING: "bold red",
+    STATE_IN_PROGRESS: "yellow",
 }
 
 
@@ -154,6 +156,16 @@ _APPLIED_SHOWN = 5
 
 def _render_status(report: StatusReport, show_all: bool) -> None:
     console.print(f"target: {report.target}")
+    if report.lock_holder is not None:
+        console.print(
+            styled(
+                ("locked:", "yellow"),
+                f" {report.lock_holder.describe()} holds the migration lock: a "
+                "runner is at work, and a migration it applies in a transaction "
+                "shows as pending until it commits",
+            ),
+            soft_wrap=True,
+        )
     shown = report.migrations
     applied = [m for m in shown if m.state == STATE_APPLIED]
     hidden = len(applied) - _APPLIED_SHOWN
@@ -173,7 +185,7 @@ def _render_status(report: StatusReport, show_all: bool) -> None:
             table.add_column(column)
         for m in shown:
             note = ""
-            if m.state in (STATE_FAILED, STATE_RUNNING):
+            if m.state in (STATE_FAILED, STATE_RUNNING, STATE_IN_PROGRESS):
                 note = f"{m.statements_done}/{m.statements_total} statements"
                 if m.error:
                     note += f": {m.error}"
@@ -207,8 +219,9 @@ def _render_status(report: StatusReport, show_all: bool) -> None:
 def status(app: AppContext, show_all: bool, as_json: bool) -> None:
     """Show applied, pending, missing, changed and failed migrations.
 
-    Exits with 1 when a migration failed, was interrupted, changed since it was
-    applied, or lost its file.
+    Says which session holds the migration lock, if one does (status itself
+    neither takes nor waits for it). Exits with 1 when a migration failed, was
+    interrupted, changed since it was applied, or lost its file.
     """
     report = migrations.status(app.project, app.target())
     if as_json:

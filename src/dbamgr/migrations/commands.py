@@ -89,11 +89,17 @@ def _source(project: Project) -> MigrationSet:
 
 
 def status(project: Project, target: Target) -> StatusReport:
-    """Compare the migration files with the target's history (read only)."""
+    """Compare the migration files with the target's history (read only: it
+    neither takes nor waits for the migration lock, but says who holds it)."""
     source = _source(project)
     with _session(project, target, "status", None) as session:
+        # asked before and after: a run that starts or ends while the history is
+        # read still counts as running
+        before = lock.find_holder(session.conn, session.key)
         history = session.read_history()
-    report = StatusReport(target.display, compare(source, history))
+        holder = lock.find_holder(session.conn, session.key) or before
+    states = compare(source, history, locked=holder is not None)
+    report = StatusReport(target.display, states, lock_holder=holder)
     report.warnings += [str(problem) for problem in source.warnings]
     return report
 
