@@ -147,6 +147,52 @@ def test_schema_dump_names_each_part_in_the_singular(
     assert "indexe " not in output and "policie " not in output
 
 
+OUTLINED = """
+CREATE TYPE mood AS ENUM ('sad', 'it''s ok', 'happy');
+CREATE TABLE events (id bigint, at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE events_2026 PARTITION OF events
+    FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE TABLE docs (id int PRIMARY KEY, owner text, body text);
+ALTER TABLE docs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE docs FORCE ROW LEVEL SECURITY;
+CREATE POLICY own ON docs FOR UPDATE
+    USING (owner = current_user) WITH CHECK (owner = current_user);
+CREATE POLICY peek ON docs AS RESTRICTIVE FOR SELECT TO pg_monitor USING (true);
+CREATE TABLE notes (id int);
+CREATE POLICY idle ON notes USING (id > 0);
+CREATE VIEW doc_owners AS
+    SELECT owner, count(*) AS n, max(length(body)) AS longest, min(id) AS first_id
+    FROM docs GROUP BY owner;
+"""
+
+
+def test_schema_dump_outlines_enums_partitions_views_and_row_security(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(OUTLINED)
+    code, output = invoke(project_files, db_url, "schema", "dump")
+    assert code == 0, output
+    lines = output.splitlines()
+    for expected in (
+        "  public.mood  enum ('sad', 'it''s ok', 'happy')",
+        "    partition by RANGE (at)",
+        "    partition of public.events FOR VALUES FROM ('2026-01-01') TO "
+        "('2027-01-01')",
+        "    row level security enabled, forced",
+        "    policy own: UPDATE USING (owner = CURRENT_USER) "
+        "WITH CHECK (owner = CURRENT_USER)",
+        "    policy peek: SELECT restrictive TO pg_monitor USING (true)",
+        "    row level security disabled: its policies are not applied",
+        "    policy idle: ALL USING (id > 0)",
+    ):
+        assert expected in lines, (expected, output)
+    # the view's query on one line, cut at 100 characters
+    (query,) = [line for line in lines if line.startswith("    as ")]
+    assert query.startswith("    as SELECT owner, count(*) AS n, max(length(body))")
+    assert query.endswith("…") and len(query) == len("    as ") + 100
+
+
 def test_unknown_environment_exits_2(project_files: ProjectFactory) -> None:
     project_files.write_config(
         '[environments.prod]\nurl_env = "PROD_URL"\nprotected = true\n'
