@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dbamgr.config import Project
+from dbamgr.config import CONFIG_FILE, PYPROJECT_FILE, Project
 from dbamgr.errors import ConfigError
 from dbamgr.log import mask_url
 
@@ -44,6 +44,24 @@ class Target:
         return f"{self.name} ({self.display})"
 
 
+def _unknown_environment(project: Project, name: str) -> ConfigError:
+    """The error for ``--env NAME`` when the configuration has no such section."""
+    file = project.config_file
+    in_pyproject = file is not None and file.name == PYPROJECT_FILE
+    table = f"[{'tool.dbamgr.' if in_pyproject else ''}environments.{name}]"
+    add = f"add {table} to {file.name if file else CONFIG_FILE}"
+    known = sorted(project.config.environments)
+    if known:
+        hint = f"use one of: {', '.join(known)}; or {add}"
+    else:
+        hint = f"no environment is configured: {add}"
+    return ConfigError(
+        f'no environment "{name}" in {file or CONFIG_FILE}',
+        hint=hint,
+        environment=name,
+    )
+
+
 def resolve_target(
     project: Project,
     env_name: str | None = None,
@@ -66,12 +84,7 @@ def resolve_target(
         environments = project.config.environments
         env = environments.get(env_name)
         if env is None:
-            known = ", ".join(sorted(environments)) or "none are configured"
-            raise ConfigError(
-                f'no environment "{env_name}" in {project.config_file}',
-                hint=f"use one of: {known}; or add [environments.{env_name}]",
-                environment=env_name,
-            )
+            raise _unknown_environment(project, env_name)
         url = override or env.url
         section = f"[environments.{env_name}]"
         origin = URL_VAR if override else f"the url of {section}"

@@ -2,14 +2,19 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 from click.testing import CliRunner
 from tests.conftest import ProjectFactory
 
+from dbamgr import migrations
 from dbamgr.cli import cli
 from dbamgr.migrations import lock
+from dbamgr.target import Target
 
 
 def with_password(url: str, password: str) -> str:
@@ -142,6 +147,52 @@ def test_schema_dump_names_each_part_in_the_singular(
     assert "indexe " not in output and "policie " not in output
 
 
+OUTLINED = """
+CREATE TYPE mood AS ENUM ('sad', 'it''s ok', 'happy');
+CREATE TABLE events (id bigint, at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE events_2026 PARTITION OF events
+    FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE TABLE docs (id int PRIMARY KEY, owner text, body text);
+ALTER TABLE docs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE docs FORCE ROW LEVEL SECURITY;
+CREATE POLICY own ON docs FOR UPDATE
+    USING (owner = current_user) WITH CHECK (owner = current_user);
+CREATE POLICY peek ON docs AS RESTRICTIVE FOR SELECT TO pg_monitor USING (true);
+CREATE TABLE notes (id int);
+CREATE POLICY idle ON notes USING (id > 0);
+CREATE VIEW doc_owners AS
+    SELECT owner, count(*) AS n, max(length(body)) AS longest, min(id) AS first_id
+    FROM docs GROUP BY owner;
+"""
+
+
+def test_schema_dump_outlines_enums_partitions_views_and_row_security(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(OUTLINED)
+    code, output = invoke(project_files, db_url, "schema", "dump")
+    assert code == 0, output
+    lines = output.splitlines()
+    for expected in (
+        "  public.mood  enum ('sad', 'it''s ok', 'happy')",
+        "    partition by RANGE (at)",
+        "    partition of public.events FOR VALUES FROM ('2026-01-01') TO "
+        "('2027-01-01')",
+        "    row level security enabled, forced",
+        "    policy own: UPDATE USING (owner = CURRENT_USER) "
+        "WITH CHECK (owner = CURRENT_USER)",
+        "    policy peek: SELECT restrictive TO pg_monitor USING (true)",
+        "    row level security disabled: its policies are not applied",
+        "    policy idle: ALL USING (id > 0)",
+    ):
+        assert expected in lines, (expected, output)
+    # the view's query on one line, cut at 100 characters
+    (query,) = [line for line in lines if line.startswith("    as ")]
+    assert query.startswith("    as SELECT owner, count(*) AS n, max(length(body))")
+    assert query.endswith("…") and len(query) == len("    as ") + 100
+
+
 def test_unknown_environment_exits_2(project_files: ProjectFactory) -> None:
     project_files.write_config(
         '[environments.prod]\nurl_env = "PROD_URL"\nprotected = true\n'
@@ -224,3 +275,91 @@ def test_piped_status_and_history_keep_each_row_on_one_line(
     row = next(line for line in history.splitlines() if "20260101120000" in line)
     assert name in row
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", row)
+
+
+def test_history_lists_a_failed_no_transaction_run_with_its_error(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    project_files.add(
+        "1",
+        "index",
+        "-- dbamgr:no-transaction\nCREATE TABLE t (id int);\n"
+        "CREATE INDEX CONCURRENTLY t_x ON t (x);\n",
+        "DROP TABLE t;",
+    )
+    code, _ = invoke(project_files, db_url, "up")
+    assert code == 1
+
+    code, output = invoke(project_files, db_url, "history")
+    assert code == 0, output
+    (line,) = [line for line in output.splitlines() if " 1 " in f" {line} "]
+    assert "up failed" in line
+    assert 'stopped after 1 of 2 statement(s); column "x" does not exist' in line
+
+    code, output = invoke(project_files, db_url, "history", "--json")
+    (entry,) = json.loads(output)
+    assert (entry["status"], entry["error"]) == ("failed", 'column "x" does not exist')
+
+
+@contextmanager
+def runner_at_work(project: ProjectFactory, url: str) -> Iterator[int]:
+    """Run `up` in a thread; yield the pid of its session once it is in its sleep."""
+    thread = threading.Thread(
+        target=migrations.up, args=(project.project, Target("test", url))
+    )
+    thread.start()
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for _ in range(200):
+                row = conn.execute(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE query LIKE 'SELECT pg_sleep%'"
+                ).fetchone()
+                if row:
+                    yield row[0]
+                    break
+                threading.Event().wait(0.05)
+            else:
+                raise AssertionError("the runner never reached its sleep")
+    finally:
+        thread.join()
+
+
+def test_status_says_who_holds_the_lock_while_a_runner_applies(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    project_files.add(
+        "1", "slow", "CREATE TABLE t (id int);\nSELECT pg_sleep(2);\n", "DROP TABLE t;"
+    )
+    with runner_at_work(project_files, db_url) as pid:
+        code, output = invoke(project_files, db_url, "status")
+        assert code == 0, output
+        assert re.search(
+            rf'locked: pid {pid} \("dbamgr up \(.*\)", user \w+[^)]*\) holds the '
+            "migration lock",
+            output,
+        )
+        assert re.search(r"^1\s+slow\s+pending", output, re.M)
+
+        code, output = invoke(project_files, db_url, "status", "--json")
+        holder = json.loads(output)["lock_holder"]
+        assert holder["pid"] == pid
+        assert holder["application_name"].startswith("dbamgr up (")
+
+    code, output = invoke(project_files, db_url, "status", "--json")
+    assert json.loads(output)["lock_holder"] is None
+
+
+def test_status_shows_a_no_transaction_migration_at_work_as_running(
+    project_files: ProjectFactory, db_url: str
+) -> None:
+    project_files.add(
+        "1",
+        "slow",
+        "-- dbamgr:no-transaction\nCREATE TABLE t (id int);\nSELECT pg_sleep(2);\n",
+        "DROP TABLE t;",
+    )
+    with runner_at_work(project_files, db_url):
+        code, output = invoke(project_files, db_url, "status")
+    assert code == 0, output
+    assert re.search(r"^1\s+slow\s+running\s.*1/2 statements", output, re.M)

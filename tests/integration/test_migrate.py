@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -561,3 +564,120 @@ def test_a_missing_column_without_a_server_position_is_located_by_name(
     with pytest.raises(MigrationError) as caught:
         migrations.up(project_files.project, target)
     assert (caught.value.context["line"], caught.value.context["column"]) == (2, 37)
+
+
+def test_history_shows_a_failed_no_transaction_run_with_its_error(
+    project_files: ProjectFactory, target: Target
+) -> None:
+    project_files.add("1", "base", "CREATE TABLE t (id int, v int);", "DROP TABLE t;")
+    project_files.add(
+        "2",
+        "indexes",
+        """\
+        -- dbamgr:no-transaction
+        CREATE INDEX CONCURRENTLY t_id ON t (id);
+        CREATE INDEX CONCURRENTLY t_v ON t (nope);
+        """,
+        "-- dbamgr:no-transaction\nDROP INDEX CONCURRENTLY t_id;\n",
+    )
+    project = project_files.project
+    with pytest.raises(MigrationError):
+        migrations.up(project, target)
+
+    failed = migrations.history(project, target)[-1]
+    assert (failed.label, failed.direction, failed.status) == ("2", "up", "failed")
+    assert failed.error is not None and '"nope" does not exist' in failed.error
+    assert failed.note == "stopped after 1 of 2 statement(s)"
+    assert failed.duration is not None
+
+    migrations.resolve(project, target, "2", "rolled-back")
+    log = migrations.history(project, target)
+    assert [(e.label, e.direction, e.status) for e in log] == [
+        ("1", "up", "done"),
+        ("2", "up", "failed"),
+        ("2", "resolve", "done"),
+    ]
+
+
+def test_history_keeps_an_interrupted_run_once_it_is_resolved(
+    project_files: ProjectFactory, target: Target
+) -> None:
+    project_files.add(
+        "1",
+        "slow",
+        "-- dbamgr:no-transaction\nCREATE TABLE t (id int);\nSELECT pg_sleep(30);\n",
+        "DROP TABLE t;",
+    )
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "dbamgr", "-C", str(project_files.root), "up"],
+        env={**os.environ, "DATABASE_URL": target.url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with psycopg.connect(target.url, autocommit=True) as conn:
+            pid = None
+            for _ in range(200):
+                row = conn.execute(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE query LIKE 'SELECT pg_sleep%'"
+                ).fetchone()
+                if row:
+                    pid = row[0]
+                    break
+                threading.Event().wait(0.05)
+            assert pid is not None, "the runner never reached its second statement"
+            runner.kill()
+            runner.wait()
+            # pg_terminate_backend waits for the session (and its lock) to end
+            conn.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    project = project_files.project
+    assert states(project_files, target) == {"1_slow": "interrupted"}
+    assert migrations.history(project, target) == []
+
+    migrations.resolve(project, target, "1", "applied")
+    interrupted, resolution = migrations.history(project, target)
+    assert (interrupted.direction, interrupted.status) == ("up", "interrupted")
+    assert interrupted.note == "stopped after 1 of 2 statement(s)"
+    assert resolution.note is not None and "was running" in resolution.note
+
+
+LAYOUT_1_LOG = """
+CREATE TABLE dbamgr.schema_migrations_log (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    version numeric NOT NULL, label text NOT NULL, name text NOT NULL,
+    direction text NOT NULL, checksum text NOT NULL,
+    in_transaction boolean NOT NULL, started_at timestamptz NOT NULL,
+    duration interval, applied_by text NOT NULL,
+    db_role text NOT NULL DEFAULT current_user, note text)
+"""
+
+
+def test_a_history_log_of_layout_1_is_read_then_upgraded(
+    project_files: ProjectFactory, target: Target
+) -> None:
+    project_files.add("1", "a", "CREATE TABLE a (id int);", "DROP TABLE a;")
+    project_files.add("2", "b", "CREATE TABLE b (id int);", "DROP TABLE b;")
+    project = project_files.project
+    migrations.up(project, target, to="1")
+    with psycopg.connect(target.url, autocommit=True) as conn:
+        conn.execute("DROP TABLE dbamgr.schema_migrations_log")
+        conn.execute(LAYOUT_1_LOG)
+        conn.execute(
+            "INSERT INTO dbamgr.schema_migrations_log (version, label, name, "
+            "direction, checksum, in_transaction, started_at, applied_by) "
+            "VALUES (1, '1', 'a', 'up', 'x', true, now(), 'someone@host')"
+        )
+    (old,) = migrations.history(project, target)
+    assert (old.applied_by, old.status, old.error) == ("someone@host", "done", None)
+
+    migrations.up(project, target)
+    assert columns(target.url, "schema_migrations_log")[-2:] == ["status", "error"]
+    assert [(e.label, e.status) for e in migrations.history(project, target)] == [
+        ("1", "done"),
+        ("2", "done"),
+    ]

@@ -19,13 +19,34 @@ def test_console_prints_brackets_and_emoji_codes_as_written(
     assert lines == [text, f"note: {text}"]
 
 
-def test_unknown_environment_hint_names_the_section_to_add(tmp_path: Path) -> None:
-    (tmp_path / "dbamgr.toml").write_text('[migrations]\ndir = "migrations"\n')
-    args = ["-C", str(tmp_path), "--env", "prod", "status"]
+def _unknown_environment_hint(root: Path) -> str:
+    args = ["-C", str(root), "--env", "prod", "status"]
     result = CliRunner().invoke(cli, args, env={"DATABASE_URL": None})
     assert result.exit_code == 2
-    assert "hint: use one of: none are configured; or add [environments.prod]" in (
-        result.output
+    return next(line for line in result.output.splitlines() if "hint:" in line)
+
+
+def test_unknown_environment_hint_says_none_is_configured(tmp_path: Path) -> None:
+    (tmp_path / "dbamgr.toml").write_text('[migrations]\ndir = "migrations"\n')
+    assert _unknown_environment_hint(tmp_path) == (
+        "hint: no environment is configured: add [environments.prod] to dbamgr.toml"
+    )
+
+
+def test_unknown_environment_hint_lists_the_configured_ones(tmp_path: Path) -> None:
+    (tmp_path / "dbamgr.toml").write_text(
+        '[environments.staging]\nurl_env = "S"\n[environments.dev]\nurl_env = "D"\n'
+    )
+    assert _unknown_environment_hint(tmp_path) == (
+        "hint: use one of: dev, staging; or add [environments.prod] to dbamgr.toml"
+    )
+
+
+def test_unknown_environment_hint_names_the_pyproject_table(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.dbamgr.migrations]\ndir = "m"\n')
+    assert _unknown_environment_hint(tmp_path) == (
+        "hint: no environment is configured: add [tool.dbamgr.environments.prod] "
+        "to pyproject.toml"
     )
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
+from click.testing import CliRunner
 from tests.conftest import ProjectFactory
 
+from dbamgr.cli import cli
 from dbamgr.lint import data_loss_findings, lint_project
 from dbamgr.migrations import load_migrations
 
@@ -75,3 +79,53 @@ def test_no_transaction_migrations_accept_concurrently(
     assert "not-allowed-in-transaction" not in rules
     assert "create-index-non-concurrently" not in rules
     assert rules <= {"missing-lock-timeout"}
+
+
+def _lint_output(project: ProjectFactory, fmt: str) -> str:
+    result = CliRunner().invoke(
+        cli, ["-C", str(project.root), "lint", "--format", fmt], env={}
+    )
+    assert result.exit_code == 1, result.output
+    return result.output
+
+
+def test_a_syntax_error_is_located_where_the_parser_stopped_in_every_format(
+    project_files: ProjectFactory,
+) -> None:
+    project_files.add(
+        "20260101000000", "index", "CREATE INDEX x\n    ON users (nick;\n", None
+    )
+    (project_files.migrations / "20260102000000_items.sql").write_text(
+        "-- migrate:up\nSELECT 1;\nCREATE TABLE items (a int,, b int);\n"
+    )
+    # the parser stops at the end of the first statement, and at the second comma
+    # of the other (line 3 of its file: the dbmate marker is line 1)
+    expected = {("up.sql", 2, 19), ("20260102000000_items.sql", 3, 27)}
+
+    human = _lint_output(project_files, "human")
+    assert "20260101000000_index/up.sql:2:19  error  syntax-error" in human
+    assert "20260102000000_items.sql:3:27  error  syntax-error" in human
+
+    findings = json.loads(_lint_output(project_files, "json"))["findings"]
+    assert {
+        (Path(f["file"]).name, f["line"], f["column"])
+        for f in findings
+        if f["rule"] == "syntax-error"
+    } == expected
+
+    sarif = json.loads(_lint_output(project_files, "sarif"))
+    places = {
+        (
+            Path(loc["physicalLocation"]["artifactLocation"]["uri"]).name,
+            loc["physicalLocation"]["region"]["startLine"],
+            loc["physicalLocation"]["region"]["startColumn"],
+        )
+        for result in sarif["runs"][0]["results"]
+        if result["ruleId"] == "syntax-error"
+        for loc in result["locations"]
+    }
+    assert places == expected
+
+    github = _lint_output(project_files, "github")
+    assert re.search(r"up\.sql,line=2,col=19,.*syntax error at end of input", github)
+    assert re.search(r"items\.sql,line=3,col=27,.*syntax error at or near", github)

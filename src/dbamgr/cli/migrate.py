@@ -18,11 +18,13 @@ from dbamgr.cli._output import (
     get_console,
     styled,
 )
+from dbamgr.migrations.history import DONE
 from dbamgr.migrations.runner import Event, EventHandler, display_path
 from dbamgr.migrations.status import (
     STATE_APPLIED,
     STATE_CHANGED,
     STATE_FAILED,
+    STATE_IN_PROGRESS,
     STATE_MISSING,
     STATE_OUT_OF_ORDER,
     STATE_PENDING,
@@ -51,6 +53,7 @@ _STATE_STYLE = {
     STATE_CHANGED: "red",
     STATE_FAILED: "bold red",
     STATE_RUNNING: "bold red",
+    STATE_IN_PROGRESS: "yellow",
 }
 
 
@@ -124,13 +127,27 @@ def _show_bar(bar: dict[str, Any], event: Event, verb: str) -> None:
 @json_option
 @pass_app
 def new(app: AppContext, name: str, layout: str | None, as_json: bool) -> None:
-    """Create a new migration NAME with up and down templates."""
+    """Create a new migration NAME with up and down templates.
+
+    Its version is the time (UTC), or the one after the newest migration's when
+    that is not older, so that the new migration is always the newest.
+    """
     created = migrations.new_migration(app.project, name, layout=layout)
     if as_json:
         emit_json(created)
         return
     for path in created.files:
         console.print(styled(("created", "green"), f" {display_path(path)}"))
+    if created.after is not None:
+        console.print(
+            styled(
+                ("note:", "yellow"),
+                f' the clock is not past "{created.after}": version '
+                f"{created.version} follows it, so that the new migration is the "
+                "newest",
+            ),
+            soft_wrap=True,
+        )
 
 
 # applied migrations shown by default; the rest are summed up
@@ -139,6 +156,16 @@ _APPLIED_SHOWN = 5
 
 def _render_status(report: StatusReport, show_all: bool) -> None:
     console.print(f"target: {report.target}")
+    if report.lock_holder is not None:
+        console.print(
+            styled(
+                ("locked:", "yellow"),
+                f" {report.lock_holder.describe()} holds the migration lock: a "
+                "runner is at work, and a migration it applies in a transaction "
+                "shows as pending until it commits",
+            ),
+            soft_wrap=True,
+        )
     shown = report.migrations
     applied = [m for m in shown if m.state == STATE_APPLIED]
     hidden = len(applied) - _APPLIED_SHOWN
@@ -158,7 +185,7 @@ def _render_status(report: StatusReport, show_all: bool) -> None:
             table.add_column(column)
         for m in shown:
             note = ""
-            if m.state in (STATE_FAILED, STATE_RUNNING):
+            if m.state in (STATE_FAILED, STATE_RUNNING, STATE_IN_PROGRESS):
                 note = f"{m.statements_done}/{m.statements_total} statements"
                 if m.error:
                     note += f": {m.error}"
@@ -192,8 +219,9 @@ def _render_status(report: StatusReport, show_all: bool) -> None:
 def status(app: AppContext, show_all: bool, as_json: bool) -> None:
     """Show applied, pending, missing, changed and failed migrations.
 
-    Exits with 1 when a migration failed, was interrupted, changed since it was
-    applied, or lost its file.
+    Says which session holds the migration lock, if one does (status itself
+    neither takes nor waits for it). Exits with 1 when a migration failed, was
+    interrupted, changed since it was applied, or lost its file.
     """
     report = migrations.status(app.project, app.target())
     if as_json:
@@ -317,7 +345,13 @@ def redo(
 @json_option
 @pass_app
 def history(app: AppContext, limit: int | None, as_json: bool) -> None:
-    """Show every up, down and resolution run on the target."""
+    """Show the log of the target's ups, downs and resolutions.
+
+    Every up and down that finished, every one run outside a transaction that
+    failed (with its error) or was interrupted (logged when it is resolved), and
+    every resolution. A run in a transaction that failed changed nothing and is
+    not logged.
+    """
     entries = migrations.history(app.project, app.target(), limit=limit)
     if as_json:
         emit_json(entries)
@@ -332,14 +366,18 @@ def history(app: AppContext, limit: int | None, as_json: bool) -> None:
         table.add_column(column)
     for entry in entries:
         took = entry.duration.total_seconds() * 1000 if entry.duration else None
+        action = styled(entry.direction)
+        if entry.status != DONE:
+            action = styled((f"{entry.direction} {entry.status}", "red"))
+        note = "; ".join(text for text in (entry.note, entry.error) if text)
         table.add_row(
             format_time(entry.started_at),
             entry.label,
             entry.name,
-            entry.direction,
+            action,
             format_ms(took),
             entry.applied_by,
-            entry.note or "",
+            note,
         )
     console.print(table)
 

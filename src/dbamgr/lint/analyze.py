@@ -115,7 +115,13 @@ class Linter:
                 node = parse(statement.text)
             except ParseFailure as exc:
                 ctx.start(statement.text, statement.line, statement.column, {})
-                ctx.report("syntax-error", f"the parser rejects it: {exc}")
+                # the finding points where the parser stopped, as up's error does;
+                # the statement keeps its start, where the directives look for it
+                offset = len(statement.text) if exc.offset is None else exc.offset
+                line, column = script.locate(statement.start + offset)
+                ctx.report(
+                    "syntax-error", f"the parser rejects it: {exc}", at=(line, column)
+                )
                 report.statements.append(self._statement(ctx, "?"))
                 continue
             node_kind = kind(node)

@@ -274,22 +274,25 @@ class Context:
         work: str | None = None,
         severity: Severity | None = None,
         why: str | None = None,
+        at: tuple[int, int] | None = None,
     ) -> None:
         """Add a finding of *rule_id* for the current statement.
 
         *work* says what the statement does to *relation* while it holds its lock
         (``rewrite``, ``scan``, ``index``, ``rows``): with live sizes, the severity
-        then follows the estimated duration.
+        then follows the estimated duration. *at* is the (line, column) in the file
+        the finding points to, when not the statement's start.
         """
         rule = self.rules[rule_id]
         level = severity or rule.severity
+        line, column = at or (self.line, self.column)
         finding = Finding(
             rule.id,
             level,
             rule.hazard,
             self.file,
-            self.line,
-            self.column,
+            line,
+            column,
             self.text,
             message,
             why or rule.why,

@@ -50,7 +50,15 @@ _DISPLAY = {
 
 
 class ParseFailure(Exception):
-    """pglast could not read a statement."""
+    """pglast could not read a statement.
+
+    *offset* is the character of the statement where the parser stopped, counted
+    from 0; None when it stopped at the end of the text.
+    """
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
 
 
 def parse(text: str) -> Node:
@@ -58,7 +66,8 @@ def parse(text: str) -> Node:
     try:
         tree = json.loads(parser.parse_sql_json(text))
     except parser.ParseError as exc:
-        raise ParseFailure(str(exc)) from None
+        message, offset = exc.args if len(exc.args) == 2 else (str(exc), None)
+        raise ParseFailure(str(message), offset) from None
     statements = tree.get("stmts") or []
     if not statements:
         return {}

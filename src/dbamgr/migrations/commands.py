@@ -13,13 +13,19 @@ import re
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dbamgr.config import Project
 from dbamgr.errors import MigrationError, SourceError, UsageError
 from dbamgr.migrations import lock
-from dbamgr.migrations.history import FAILED, RUNNING, HistoryRow, LogEntry
+from dbamgr.migrations.history import (
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    HistoryRow,
+    LogEntry,
+)
 from dbamgr.migrations.plan import DOWN, UP, Plan, build_plan
 from dbamgr.migrations.runner import (
     EventHandler,
@@ -83,11 +89,17 @@ def _source(project: Project) -> MigrationSet:
 
 
 def status(project: Project, target: Target) -> StatusReport:
-    """Compare the migration files with the target's history (read only)."""
+    """Compare the migration files with the target's history (read only: it
+    neither takes nor waits for the migration lock, but says who holds it)."""
     source = _source(project)
     with _session(project, target, "status", None) as session:
+        # asked before and after: a run that starts or ends while the history is
+        # read still counts as running
+        before = lock.find_holder(session.conn, session.key)
         history = session.read_history()
-    report = StatusReport(target.display, compare(source, history))
+        holder = lock.find_holder(session.conn, session.key) or before
+    states = compare(source, history, locked=holder is not None)
+    report = StatusReport(target.display, states, lock_holder=holder)
     report.warnings += [str(problem) for problem in source.warnings]
     return report
 
@@ -431,7 +443,9 @@ def redo(
 def history(
     project: Project, target: Target, *, limit: int | None = None
 ) -> list[LogEntry]:
-    """Every up, down and resolution recorded on the target, oldest first."""
+    """The log of the target's runs, oldest first: every up and down that
+    finished, every one outside a transaction that failed or was interrupted, and
+    every resolution (see :mod:`dbamgr.migrations.history`)."""
     with _session(project, target, "history", None) as session:
         return session.tables.read_log(session.conn, limit)
 
@@ -497,6 +511,9 @@ def resolve(project: Project, target: Target, version: str, action: str) -> Reso
             )
             direction = "resolve"
         with conn.transaction():
+            if row.status == RUNNING:
+                # the run was cut short before it could log itself
+                conn.execute(tables.log_unfinished(number, INTERRUPTED))
             conn.execute(tables.log_note(row, direction, session.applied_by, note))
             for statement in statements:
                 conn.execute(statement)
@@ -529,19 +546,45 @@ class NewMigration:
     name: str
     layout: str
     files: list[str]
+    after: str | None = None
+    """The newest existing migration, when the clock was not past its version."""
 
 
-def _existing(source_dir: Path) -> tuple[str, set[int]]:
-    """The most used layout in *source_dir* and the versions already taken."""
+_TIMESTAMP = "%Y%m%d%H%M%S"
+
+
+def _existing(source_dir: Path) -> tuple[str, dict[int, str]]:
+    """The most used layout in *source_dir*, and the versions already taken with
+    the migration each names."""
     try:
         source = load_migrations(source_dir)
     except SourceError:
         # an inconsistent directory: still avoid every number that starts a name
         numbers = (re.match(r"^(\d+(?:-\d+)*)", p.name) for p in source_dir.iterdir())
-        return DIRECTORY, {int(m[1].replace("-", "")) for m in numbers if m}
+        return DIRECTORY, {int(m[1].replace("-", "")): m.string for m in numbers if m}
     layouts = [m.layout for m in source.migrations]
     layout = max(set(layouts), key=layouts.count) if layouts else DIRECTORY
-    return layout, set(source.by_version)
+    return layout, {m.version: m.ident for m in source.migrations}
+
+
+def _next_version(moment: datetime, taken: Collection[int]) -> tuple[int, int | None]:
+    """The version for a migration created at *moment*, and the taken version
+    that decided it, if one did.
+
+    The time, unless a taken version is as new or newer: then the one after the
+    newest (a second later, when that version is a timestamp).
+    """
+    version = int(moment.strftime(_TIMESTAMP))
+    newest = max(taken, default=None)
+    if newest is None or version > newest:
+        return version, None
+    try:
+        stamp = datetime.strptime(str(newest), _TIMESTAMP)
+    except ValueError:
+        stamp = None
+    if stamp is None or len(str(newest)) != len(str(version)):
+        return newest + 1, newest
+    return int((stamp + timedelta(seconds=1)).strftime(_TIMESTAMP)), newest
 
 
 def new_migration(
@@ -553,8 +596,10 @@ def new_migration(
 ) -> NewMigration:
     """Create the files of a new migration named *name*, versioned by the time.
 
-    The layout follows the one most used in the directory (the directory layout if
-    it is empty), unless *layout* is given.
+    When a migration's version is as new as the time or newer (a clock behind, a
+    version written by hand), the new one takes the next version after it, so that
+    a new migration is always the newest. The layout follows the one most used in
+    the directory (the directory layout if it is empty), unless *layout* is given.
     """
     slug = name.strip().lower().replace("-", "_").replace(" ", "_")
     if not _NAME.match(slug):
@@ -570,10 +615,10 @@ def new_migration(
         raise UsageError(
             f'unknown layout "{layout}"', hint="use directory, pair or single"
         )
-    moment = now or datetime.now(UTC)
-    version = int(moment.strftime("%Y%m%d%H%M%S"))
-    while version in taken:
-        version += 1
+    version, newest = _next_version(now or datetime.now(UTC), taken)
+    after = None if newest is None else taken[newest]
+    if after is not None:
+        logger.info("version %s follows the newest migration, %s", version, after)
     ident = f"{version}_{slug}"
     up_text = UP_TEMPLATE.format(ident=ident)
     down_text = DOWN_TEMPLATE.format(ident=ident)
@@ -593,4 +638,4 @@ def new_migration(
         }
     for path, text in files.items():
         path.write_text(text)
-    return NewMigration(str(version), slug, layout, [str(p) for p in files])
+    return NewMigration(str(version), slug, layout, [str(p) for p in files], after)

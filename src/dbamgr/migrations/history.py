@@ -2,7 +2,10 @@
 
 ``schema_migrations`` holds one row per migration that is applied, or that failed or
 was interrupted outside a transaction. ``schema_migrations_log`` keeps every up and
-down ever run, for the ``history`` command and for audits.
+down that finished, every one run outside a transaction that failed (when it
+failed) or was interrupted (when it is resolved), and every resolution, for the
+``history`` command and for audits. A run in a transaction that fails leaves no
+trace: it changed nothing.
 
 All the SQL that writes them is built here, as text with the values inlined, so that
 ``--dry-run`` can print exactly what runs.
@@ -19,9 +22,13 @@ from psycopg import sql
 
 from dbamgr.migrations.source import Migration
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
+"""2: the log has ``status`` and ``error`` (added to a layout 1 log on first use)."""
 
 APPLIED, RUNNING, FAILED = "applied", "running", "failed"
+
+# the status of a log entry
+DONE, INTERRUPTED = "done", "interrupted"
 
 
 @dataclass(frozen=True)
@@ -82,9 +89,25 @@ class HistoryTables:
                 "duration interval, "
                 "applied_by text NOT NULL, "
                 "db_role text NOT NULL DEFAULT current_user, "
-                "note text)"
+                "note text, "
+                f"{_LOG_STATUS}, "
+                "error text)"
             ).format(self.log),
+            self._upgrade_log(),
         ]
+
+    def _upgrade_log(self) -> sql.Composed:
+        """Add the columns of layout 2 to a log of layout 1, only if missing: an
+        ALTER TABLE would wait for every reader of the log, even with IF NOT
+        EXISTS."""
+        log = self.log.as_string(None)
+        return sql.SQL(
+            "DO $upgrade$ BEGIN IF NOT EXISTS (SELECT FROM pg_attribute "
+            "WHERE attrelid = {}::regclass AND attname = 'status' "
+            "AND NOT attisdropped) THEN "
+            "ALTER TABLE {} ADD COLUMN " + _LOG_STATUS + ", ADD COLUMN error text; "
+            "END IF; END $upgrade$"
+        ).format(sql.Literal(log), self.log)
 
     # -- writes for a migration run in one transaction --------------------------
 
@@ -181,6 +204,22 @@ class HistoryTables:
             "UPDATE {} SET status = 'failed', error = {} WHERE version = {}"
         ).format(self.current, sql.Literal(error), sql.Literal(version))
 
+    def log_unfinished(self, version: int, status: str) -> sql.Composed:
+        """Copy the row of a run outside a transaction that did not finish into
+        the log, as *status* (``failed`` or ``interrupted``), with how far it got
+        and its error."""
+        duration = (
+            "clock_timestamp() - started_at" if status == FAILED else "NULL::interval"
+        )
+        return sql.SQL(
+            "INSERT INTO {} (version, label, name, direction, checksum, "
+            "in_transaction, started_at, duration, applied_by, db_role, note, "
+            "status, error) SELECT version, label, name, direction, checksum, "
+            "in_transaction, started_at, " + duration + ", applied_by, db_role, "
+            "format('stopped after %s of %s statement(s)', statements_done, "
+            "statements_total), {}, error FROM {} WHERE version = {}"
+        ).format(self.log, sql.Literal(status), self.current, sql.Literal(version))
+
     # -- resolve ---------------------------------------------------------------
 
     def set_checksum(self, version: int, checksum: str) -> sql.Composed:
@@ -236,10 +275,20 @@ class HistoryTables:
         """The log of every run, oldest first (the newest *limit* if given)."""
         if not self.exists(conn):
             return []
+        # a log of layout 1 (not upgraded yet: reading takes no lock) has
+        # neither status nor error
+        row = conn.execute(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = %s::regclass "
+            "AND attname = 'status' AND NOT attisdropped",
+            [self.log.as_string(conn)],
+        ).fetchone()
+        layout_2 = bool(row and row[0])
+        outcome = "status, error" if layout_2 else f"'{DONE}', NULL"
         query = sql.SQL(
             "SELECT * FROM (SELECT id, version, label, name, direction, checksum, "
-            "in_transaction, started_at, duration, applied_by, db_role, note FROM {} "
-            "ORDER BY id DESC {}) newest ORDER BY id"
+            "in_transaction, started_at, duration, applied_by, db_role, note, "
+            + outcome
+            + " FROM {} ORDER BY id DESC {}) newest ORDER BY id"
         ).format(
             self.log,
             sql.SQL("LIMIT {}").format(sql.Literal(limit)) if limit else sql.SQL(""),
@@ -247,6 +296,12 @@ class HistoryTables:
         with conn.cursor() as cur:
             cur.execute(query)
             return [LogEntry(row[0], int(row[1]), *row[2:]) for row in cur.fetchall()]
+
+
+_LOG_STATUS = (
+    f"status text NOT NULL DEFAULT '{DONE}' "
+    f"CHECK (status IN ('{DONE}', '{FAILED}', '{INTERRUPTED}'))"
+)
 
 
 def _identity(migration: Migration) -> tuple[sql.Literal, sql.Literal, sql.Literal]:
@@ -282,7 +337,12 @@ class HistoryRow:
 
 @dataclass(frozen=True)
 class LogEntry:
-    """A row of the log: one up or down that ran, or a manual resolution."""
+    """A row of the log: one up or down that ran, or a manual resolution.
+
+    *status* is ``done``, or for a run outside a transaction that did not finish
+    ``failed`` (with its *error*) or ``interrupted``; *note* then says how far it
+    got.
+    """
 
     id: int
     version: int
@@ -296,3 +356,5 @@ class LogEntry:
     applied_by: str
     db_role: str
     note: str | None
+    status: str = DONE
+    error: str | None = None

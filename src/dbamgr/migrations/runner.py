@@ -26,7 +26,7 @@ from dbamgr.config import MigrationSettings
 from dbamgr.db import connect, is_connection_lost
 from dbamgr.errors import MigrationError
 from dbamgr.migrations import lock
-from dbamgr.migrations.history import APPLIED, HistoryRow, HistoryTables
+from dbamgr.migrations.history import APPLIED, FAILED, HistoryRow, HistoryTables
 from dbamgr.migrations.plan import UP, Plan, Step, Timeouts
 from dbamgr.migrations.source import Migration, Script
 from dbamgr.sql import Statement
@@ -312,15 +312,19 @@ class Session:
         self, plan: Plan, failed_at: int, exc: psycopg.Error, lost: bool
     ) -> None:
         """Outside a transaction the statements before the failure stay done: mark
-        the migration failed so that nothing runs until someone resolves it."""
+        the migration failed so that nothing runs until someone resolves it, and
+        log the failed run for ``history``."""
         if plan.in_transaction:
             return
+        version = plan.migration.version
         try:
             if lost:
                 self.reconnect()
-            self.conn.execute(
-                self.tables.mark_failed(plan.migration.version, _first_line(str(exc)))
-            )
+            with self.conn.transaction():
+                self.conn.execute(
+                    self.tables.mark_failed(version, _first_line(str(exc)))
+                )
+                self.conn.execute(self.tables.log_unfinished(version, FAILED))
         except psycopg.Error:
             logger.warning(
                 "could not record the failure of %s; its row says 'running'",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from dbamgr.migrations.history import APPLIED, HistoryRow
+from dbamgr.migrations.history import APPLIED, FAILED, HistoryRow
+from dbamgr.migrations.lock import LockHolder
 from dbamgr.migrations.source import Migration, MigrationSet
 
 # states of a migration, as status reports them
@@ -16,6 +17,7 @@ STATE_MISSING = "missing-file"
 STATE_CHANGED = "checksum-changed"
 STATE_FAILED = "failed"
 STATE_RUNNING = "interrupted"
+STATE_IN_PROGRESS = "running"
 
 PROBLEM_STATES = frozenset({STATE_MISSING, STATE_CHANGED, STATE_FAILED, STATE_RUNNING})
 
@@ -46,11 +48,17 @@ class MigrationState:
 
 @dataclass
 class StatusReport:
-    """What ``dbamgr status`` reports."""
+    """What ``dbamgr status`` reports.
+
+    *lock_holder* is the session that held the migration lock when the history
+    was read: a runner at work, whose migration in a transaction shows as pending
+    until it commits.
+    """
 
     target: str
     migrations: list[MigrationState]
     warnings: list[str] = field(default_factory=list)
+    lock_holder: LockHolder | None = None
 
     def count(self, state: str) -> int:
         return sum(1 for m in self.migrations if m.state == state)
@@ -73,20 +81,29 @@ class StatusReport:
         return counts
 
 
-def compare(source: MigrationSet, history: list[HistoryRow]) -> list[MigrationState]:
-    """The state of every migration known to the files or to the history."""
+def compare(
+    source: MigrationSet, history: list[HistoryRow], *, locked: bool = False
+) -> list[MigrationState]:
+    """The state of every migration known to the files or to the history.
+
+    With *locked* (a runner holds the migration lock), a migration whose row says
+    ``running`` is running now, not interrupted.
+    """
     rows = {row.version: row for row in history}
     newest_applied = max((row.version for row in history), default=None)
     states: list[MigrationState] = []
     for version in sorted(set(rows) | set(source.by_version)):
         migration = source.by_version.get(version)
         row = rows.get(version)
-        states.append(_state(migration, row, newest_applied))
+        states.append(_state(migration, row, newest_applied, locked))
     return states
 
 
 def _state(
-    migration: Migration | None, row: HistoryRow | None, newest_applied: int | None
+    migration: Migration | None,
+    row: HistoryRow | None,
+    newest_applied: int | None,
+    locked: bool,
 ) -> MigrationState:
     if row is None:
         assert migration is not None
@@ -102,8 +119,10 @@ def _state(
         )
     if migration is None:
         state = STATE_MISSING
+    elif row.status == FAILED:
+        state = STATE_FAILED
     elif row.status != APPLIED:
-        state = STATE_FAILED if row.status == "failed" else STATE_RUNNING
+        state = STATE_IN_PROGRESS if locked else STATE_RUNNING
     elif row.checksum != migration.checksum:
         state = STATE_CHANGED
     else:
