@@ -9,17 +9,16 @@
 
 from dbamgr.migrations.commands import (
     MigrationRun,
-    NewMigration,
     Resolution,
     RunReport,
     down,
     history,
-    new_migration,
     redo,
     resolve,
     status,
     up,
 )
+from dbamgr.migrations.new import NewMigration, new_migration
 from dbamgr.migrations.source import Migration, MigrationSet, Script, load_migrations
 from dbamgr.migrations.status import MigrationState, StatusReport
 
