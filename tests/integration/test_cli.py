@@ -189,7 +189,10 @@ def test_schema_dump_outlines_enums_partitions_views_and_row_security(
         assert expected in lines, (expected, output)
     # the view's query on one line, cut at 100 characters
     (query,) = [line for line in lines if line.startswith("    as ")]
-    assert query.startswith("    as SELECT owner, count(*) AS n, max(length(body))")
+    # before PostgreSQL 16 the view's columns print qualified
+    assert query.replace("docs.", "").startswith(
+        "    as SELECT owner, count(*) AS n, max(length(body))"
+    )
     assert query.endswith("…") and len(query) == len("    as ") + 100
 
 
