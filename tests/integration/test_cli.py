@@ -193,7 +193,7 @@ def test_schema_dump_outlines_enums_partitions_views_and_row_security(
     assert query.replace("docs.", "").startswith(
         "    as SELECT owner, count(*) AS n, max(length(body))"
     )
-    assert query.endswith("…") and len(query) == len("    as ") + 100
+    assert query.endswith("…") and len(query) <= len("    as ") + 100
 
 
 def test_unknown_environment_exits_2(project_files: ProjectFactory) -> None:
