@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import ProjectFactory
 
 from dbamgr.server import LocalCluster
+from dbamgr.sql.tree import touches_cluster
 from dbamgr.verify import VerifyReport, verify
 
 ROLES = """\
@@ -324,13 +325,24 @@ def verify_case(
     down: str,
     **options: Any,
 ) -> VerifyReport:
-    """Verify the base migrations and then *up* and *down*."""
+    """Verify the base migrations and then *up* and *down*.
+
+    The roles the base needs are made on the session's cluster, so that verify
+    runs there; a case that changes roles itself makes them in a migration of
+    its own, which verify runs on a throwaway cluster (as it does any project
+    whose migrations touch roles).
+    """
     project_files.write_config(f'[server]\ndata_dir = "{pg_cluster.directory}"\n')
-    project_files.add("1", "roles", ROLES, ROLES_DOWN)
+    own_cluster = touches_cluster(up) or touches_cluster(down)
+    if own_cluster:
+        project_files.add("1", "roles", ROLES, ROLES_DOWN)
     project_files.add("2", "base", BASE, BASE_DOWN)
     project_files.add("3", "shared", SHARED, SHARED_DOWN)
     project_files.add("4", "case", up, down)
     drop_roles(pg_cluster)
+    if not own_cluster:
+        with pg_cluster.connect() as conn:
+            conn.execute(ROLES)
     try:
         return verify(project_files.project, **options)
     finally:
