@@ -48,6 +48,13 @@ class ProjectFactory:
     def project(self) -> Project:
         return load_project(self.root)
 
+    def seed(self, name: str, text: str) -> Path:
+        """Write the seed file *name* (seeds/*.sql, verify's test data)."""
+        path = self.root / "seeds" / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+        return path
+
     def add(
         self,
         version: str,

@@ -130,10 +130,9 @@ def test_leftover_function_is_caught(project: ProjectFactory) -> None:
 
 
 def test_a_down_that_loses_rows_is_caught(project: ProjectFactory) -> None:
-    seeds = project.root / "seeds"
-    seeds.mkdir()
-    (seeds / "users.sql").write_text(
-        "INSERT INTO users (id, email) VALUES (1, 'a@x'), (2, 'b@x'), (3, 'c@x');"
+    project.seed(
+        "users.sql",
+        "INSERT INTO users (id, email) VALUES (1, 'a@x'), (2, 'b@x'), (3, 'c@x');",
     )
     project.add(
         "2",
@@ -152,10 +151,7 @@ def test_a_down_that_loses_rows_is_caught(project: ProjectFactory) -> None:
 def test_changed_row_content_is_caught_and_declared_loss_is_allowed(
     project: ProjectFactory,
 ) -> None:
-    (project.root / "seeds").mkdir()
-    (project.root / "seeds" / "users.sql").write_text(
-        "INSERT INTO users (id, email) VALUES (1, 'a@x');"
-    )
+    project.seed("users.sql", "INSERT INTO users (id, email) VALUES (1, 'a@x');")
     project.add(
         "2",
         "lower",
@@ -189,10 +185,10 @@ def lock_of(check: MigrationCheck, direction: str, table: str) -> tuple[str, boo
 
 
 def test_lock_trace_reports_locks_and_rewrites(project: ProjectFactory) -> None:
-    (project.root / "seeds").mkdir()
-    (project.root / "seeds" / "users.sql").write_text(
+    project.seed(
+        "users.sql",
         "INSERT INTO users (id, email) SELECT g, g || '@x' "
-        "FROM generate_series(1, 2000) g;"
+        "FROM generate_series(1, 2000) g;",
     )
     project.add(
         "2",
@@ -288,10 +284,7 @@ def test_an_up_that_builds_another_schema_the_second_time_is_caught(
 ) -> None:
     # the up makes its index only when the table has rows, and the down (which
     # declares the data loss) deletes them: the second up builds no index
-    (project.root / "seeds").mkdir()
-    (project.root / "seeds" / "users.sql").write_text(
-        "INSERT INTO users (id, email) VALUES (1, 'a@x');"
-    )
+    project.seed("users.sql", "INSERT INTO users (id, email) VALUES (1, 'a@x');")
     project.add(
         "2",
         "conditional",
@@ -447,8 +440,7 @@ def test_verify_cli_exits_1_with_the_diff(project: ProjectFactory) -> None:
 def test_verify_cli_names_what_it_left_unverified_and_unloaded(
     project: ProjectFactory,
 ) -> None:
-    (project.root / "seeds").mkdir()
-    (project.root / "seeds" / "typo.sql").write_text("INSERT INTO userz VALUES (1);")
+    project.seed("typo.sql", "INSERT INTO userz VALUES (1);")
     project.add("2", "bad", "ALTER TABLE users ADD COLUMN x nosuchtype;", "SELECT 1;")
     project.add("3", "later", "CREATE TABLE t (id int);", "DROP TABLE t;")
     result = CliRunner().invoke(cli, ["-C", str(project.root), "verify"])
@@ -609,9 +601,8 @@ def verify_output(project: ProjectFactory, *args: str) -> tuple[int, str]:
 def test_verify_summary_says_what_was_checked_applied_and_loaded(
     project: ProjectFactory,
 ) -> None:
-    (project.root / "seeds").mkdir()
-    (project.root / "seeds" / "01_users.sql").write_text(
-        "INSERT INTO users VALUES (1, 'a@example.com', 'active', 30);"
+    project.seed(
+        "01_users.sql", "INSERT INTO users VALUES (1, 'a@example.com', 'active', 30);"
     )
     project.add(
         "2",

@@ -43,12 +43,7 @@ def project(project_files: ProjectFactory, pg_cluster: LocalCluster) -> ProjectF
         "ALTER TYPE plan ADD VALUE 'paid';",
         None,
     )
-    (project_files.root / "seeds").mkdir()
     return project_files
-
-
-def seed(project: ProjectFactory, name: str, text: str) -> None:
-    (project.root / "seeds" / name).write_text(text)
 
 
 def test_a_seed_of_several_tables_keeps_its_generated_keys(
@@ -56,8 +51,7 @@ def test_a_seed_of_several_tables_keeps_its_generated_keys(
 ) -> None:
     # users exists after migration 1, orgs only after 2: a first try that
     # failed on orgs must not have used up users' ids 1 to 3
-    seed(
-        project,
+    project.seed(
         "data.sql",
         "INSERT INTO users (email) VALUES ('a@x'), ('b@x'), ('c@x');\n"
         "INSERT INTO orgs (owner_id) VALUES (1), (3);\n",
@@ -69,9 +63,8 @@ def test_a_seed_of_several_tables_keeps_its_generated_keys(
 
 
 def test_a_seed_waits_for_the_enum_label_it_uses(project: ProjectFactory) -> None:
-    seed(project, "01_users.sql", "INSERT INTO users (email) VALUES ('a@x');")
-    seed(
-        project,
+    project.seed("01_users.sql", "INSERT INTO users (email) VALUES ('a@x');")
+    project.seed(
         "02_orgs.sql",
         "INSERT INTO orgs (owner_id, plan) SELECT id, 'paid' FROM users;",
     )
@@ -83,9 +76,9 @@ def test_a_seed_waits_for_the_enum_label_it_uses(project: ProjectFactory) -> Non
 def test_a_seed_that_never_loads_fails_verify_with_its_error(
     project: ProjectFactory,
 ) -> None:
-    seed(project, "01_users.sql", "INSERT INTO users (email) VALUES ('a@x');")
-    seed(project, "02_typo.sql", "\nINSERT INTO users (emial) VALUES ('b@x');")
-    seed(project, "03_gone.sql", "INSERT INTO nosuchtable VALUES (1);")
+    project.seed("01_users.sql", "INSERT INTO users (email) VALUES ('a@x');")
+    project.seed("02_typo.sql", "\nINSERT INTO users (emial) VALUES ('b@x');")
+    project.seed("03_gone.sql", "INSERT INTO nosuchtable VALUES (1);")
     report = verify(project.project)
     assert report.seeds_loaded == ["01_users.sql"]
     assert [m.status for m in report.migrations] == [
@@ -106,14 +99,14 @@ def test_a_seed_that_never_loads_fails_verify_with_its_error(
 def test_a_seed_with_a_syntax_error_is_refused_with_its_position(
     project: ProjectFactory,
 ) -> None:
-    seed(project, "bad.sql", "INSERT INTO users (email) VALUES ('a@x');\nINSRT 1;")
+    project.seed("bad.sql", "INSERT INTO users (email) VALUES ('a@x');\nINSRT 1;")
     with pytest.raises(UsageError) as error:
         verify(project.project)
     assert 'bad.sql:2:1: syntax error at or near "INSRT"' in error.value.message
 
 
 def test_a_seed_that_breaks_a_constraint_stops_verify(project: ProjectFactory) -> None:
-    seed(project, "orgs.sql", "INSERT INTO users (email) VALUES (NULL);")
+    project.seed("orgs.sql", "INSERT INTO users (email) VALUES (NULL);")
     with pytest.raises(UsageError) as error:
         verify(project.project)
     assert "orgs.sql:" in error.value.message
@@ -124,7 +117,7 @@ def test_a_seed_that_fits_only_the_last_schema_is_loaded(
     project: ProjectFactory,
 ) -> None:
     project.add("5", "tags", "CREATE TABLE tags (name text);", "DROP TABLE tags;")
-    seed(project, "tags.sql", "INSERT INTO tags VALUES ('x');")
+    project.seed("tags.sql", "INSERT INTO tags VALUES ('x');")
     report = verify(project.project)
     assert report.seeds_loaded == ["tags.sql"]
     assert report.ok
@@ -135,8 +128,7 @@ def test_migrations_checked_against_empty_tables_are_named(
 ) -> None:
     # the seed needs orgs, which migration 2 brings: migration 2 is checked
     # while users is still empty, and the report must say so
-    seed(
-        project,
+    project.seed(
         "data.sql",
         "INSERT INTO users (email) VALUES ('a@x');\n"
         "INSERT INTO orgs (owner_id) VALUES (1);\n",

@@ -29,10 +29,10 @@ def project(project_files: ProjectFactory, pg_cluster: LocalCluster) -> ProjectF
         "CREATE VIEW named AS SELECT id, email FROM users WHERE email IS NOT NULL;",
         "DROP VIEW named;\nDROP TABLE users;",
     )
-    (project_files.root / "seeds").mkdir()
-    (project_files.root / "seeds" / "users.sql").write_text(
+    project_files.seed(
+        "users.sql",
         "INSERT INTO users (id, email, age) "
-        "SELECT g, g || '@example.com', g % 90 FROM generate_series(1, 2000) g;"
+        "SELECT g, g || '@example.com', g % 90 FROM generate_series(1, 2000) g;",
     )
     return project_files
 
