@@ -9,7 +9,9 @@ import psycopg
 
 from dbamgr import migrations
 from dbamgr.config import load_project
+from dbamgr.server import LocalCluster
 from dbamgr.target import Target
+from dbamgr.verify import verify
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "workflows"
 
@@ -39,3 +41,21 @@ def test_workflows_example_round_trips(tmp_path: Path, target: Target) -> None:
 
     migrations.up(project, target)
     assert user_objects(target.url) == applied
+
+
+def test_workflows_example_verifies_against_its_seed_data(
+    tmp_path: Path, pg_cluster: LocalCluster
+) -> None:
+    root = tmp_path / "workflows"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".dbamgr"))
+    config = root / "dbamgr.toml"
+    config.write_text(
+        config.read_text().replace(
+            "[server]\n", f'[server]\ndata_dir = "{pg_cluster.directory}"\n'
+        )
+    )
+    report = verify(load_project(root))
+    assert report.ok, [m.failures for m in report.failed]
+    assert [m.status for m in report.migrations] == ["passed"] * 4
+    assert report.seeds_loaded == ["01_workflows.sql", "02_workflow_steps.sql"]
+    assert report.checked_empty == []
