@@ -8,9 +8,11 @@ Set DBAMGR_PG_BIN_DIR to run the suite against another PostgreSQL installation.
 from __future__ import annotations
 
 import textwrap
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from dbamgr.config import Project, load_project
@@ -106,3 +108,22 @@ def db_url(pg_cluster: LocalCluster) -> Iterator[str]:
 @pytest.fixture
 def target(db_url: str) -> Target:
     return Target("test", db_url)
+
+
+def sleeping_session(
+    url: str, *, application: str = "", tries: int = 200
+) -> int | None:
+    """The pid of a session of the database at *url* that is running pg_sleep
+    (a migration a test holds at work), waiting up to *tries* × 50 ms for one;
+    *application* narrows to application names that start with it."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(tries):
+            row = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE query LIKE '%%pg_sleep%%' "
+                "AND application_name LIKE %s AND pid <> pg_backend_pid()",
+                [f"{application}%"],
+            ).fetchone()
+            if row:
+                return int(row[0])
+            threading.Event().wait(0.05)
+    return None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 from click.testing import CliRunner
-from tests.conftest import ProjectFactory
+from tests.conftest import ProjectFactory, sleeping_session
 
 from dbamgr import migrations
 from dbamgr.cli import cli
@@ -312,18 +312,9 @@ def runner_at_work(project: ProjectFactory, url: str) -> Iterator[int]:
     )
     thread.start()
     try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            for _ in range(200):
-                row = conn.execute(
-                    "SELECT pid FROM pg_stat_activity "
-                    "WHERE query LIKE 'SELECT pg_sleep%'"
-                ).fetchone()
-                if row:
-                    yield row[0]
-                    break
-                threading.Event().wait(0.05)
-            else:
-                raise AssertionError("the runner never reached its sleep")
+        pid = sleeping_session(url)
+        assert pid is not None, "the runner never reached its sleep"
+        yield pid
     finally:
         thread.join()
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from tests.conftest import ProjectFactory
+from tests.conftest import ProjectFactory, sleeping_session
 
 from dbamgr import migrations
 from dbamgr.errors import LockTimeout, MigrationError, UsageError
@@ -527,18 +527,11 @@ def test_lost_connection_is_retried_on_a_new_one(
     killed: list[int] = []
 
     def kill_runner_once() -> None:
-        with psycopg.connect(target.url, autocommit=True) as conn:
-            for _ in range(50):
-                row = conn.execute(
-                    "SELECT pid FROM pg_stat_activity "
-                    "WHERE application_name LIKE 'dbamgr up%' "
-                    "AND query LIKE '%pg_sleep%'"
-                ).fetchone()
-                if row:
-                    conn.execute("SELECT pg_terminate_backend(%s)", [row[0]])
-                    killed.append(row[0])
-                    return
-                threading.Event().wait(0.05)
+        pid = sleeping_session(target.url, application="dbamgr up", tries=50)
+        if pid is not None:
+            with psycopg.connect(target.url, autocommit=True) as conn:
+                conn.execute("SELECT pg_terminate_backend(%s)", [pid])
+            killed.append(pid)
 
     killer = threading.Thread(target=kill_runner_once)
     killer.start()
@@ -615,18 +608,9 @@ def test_history_keeps_an_interrupted_run_once_it_is_resolved(
         stderr=subprocess.DEVNULL,
     )
     try:
+        pid = sleeping_session(target.url)
+        assert pid is not None, "the runner never reached its second statement"
         with psycopg.connect(target.url, autocommit=True) as conn:
-            pid = None
-            for _ in range(200):
-                row = conn.execute(
-                    "SELECT pid FROM pg_stat_activity "
-                    "WHERE query LIKE 'SELECT pg_sleep%'"
-                ).fetchone()
-                if row:
-                    pid = row[0]
-                    break
-                threading.Event().wait(0.05)
-            assert pid is not None, "the runner never reached its second statement"
             runner.kill()
             runner.wait()
             # pg_terminate_backend waits for the session (and its lock) to end
