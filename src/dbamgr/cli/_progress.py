@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from rich.progress import (
     BarColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
@@ -23,22 +24,36 @@ from dbamgr.cli._output import get_console
 CountCallback = Callable[[int, int, str], None]
 
 
+def _bar(app: AppContext, *columns: ProgressColumn) -> Progress | None:
+    """A bar of *columns* on standard error, gone once done; None for JSON
+    output and when standard error is no terminal."""
+    console = get_console(stderr=True)
+    if app.json or not console.is_terminal:
+        return None
+    return Progress(
+        *columns,
+        console=console,
+        transient=True,
+        # what is printed meanwhile goes above the bar when both share the
+        # terminal, and straight to its file when standard output is one
+        redirect_stdout=sys.stdout.isatty(),
+    )
+
+
 @contextlib.contextmanager
 def progress_bar(app: AppContext) -> Iterator[ProgressCallback | None]:
     """A callback drawing one bar per step, or None for JSON output and for
     output that is not a terminal."""
-    console = get_console(stderr=True)
-    if app.json or not console.is_terminal:
-        yield None
-        return
-    bar = Progress(
+    bar = _bar(
+        app,
         TextColumn("{task.description}", markup=False),
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(),
-        console=console,
-        transient=True,
     )
+    if bar is None:
+        yield None
+        return
     tasks: dict[str, TaskID] = {}
 
     def show(step: Step) -> None:
@@ -59,22 +74,17 @@ def count_bar(app: AppContext, label: str) -> Iterator[CountCallback | None]:
     """A bar that counts items (``position`` of ``count``) and names the
     current one, or None for JSON output and for output that is not a
     terminal."""
-    console = get_console(stderr=True)
-    if app.json or not console.is_terminal:
-        yield None
-        return
-    bar = Progress(
+    bar = _bar(
+        app,
         TextColumn(label, markup=False),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
         TextColumn("{task.fields[item]}", markup=False),
-        console=console,
-        transient=True,
-        # results printed meanwhile go above the bar when both share the
-        # terminal, and straight to their file when standard output is one
-        redirect_stdout=sys.stdout.isatty(),
     )
+    if bar is None:
+        yield None
+        return
     task = bar.add_task(label, total=None, item="")
 
     def show(position: int, count: int, item: str) -> None:
